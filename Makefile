@@ -1,0 +1,32 @@
+# Set-up and the two main commands. Everything runs in a project-local virtual environment (.venv).
+# torch==2.13.0 is installed first: on machines with a local CPU wheel that is fast, and it satisfies the
+# package's own torch range, so pip does not pull a multi-GB CUDA build. GPU users install their torch first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup test demo bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/gemo-clap demo
+
+bench: setup
+	$(PY) training_scripts/benchmark.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,113 @@
+"""GEmoClapConfig: one config for the audio tower, the text tower, the projection and the GEmo-CLAP loss.
+
+Travels with saved models (`trust_remote_code`): imports only transformers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from transformers import AutoConfig, PretrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+LOSS_TYPES = ("emo", "sl", "ml")
+TARGET_NORMALIZATIONS = ("sum", "softmax")
+DEFAULT_EMOTION_LABELS = ("neutral", "happy", "sad", "angry")
+DEFAULT_GENDER_LABELS = ("female", "male")
+# Temperatures are clamped at 100 after exp (as CLIP/CLAP do) so that the logits cannot blow up.
+MAX_LOGIT_SCALE = 100.0
+
+
+class GEmoClapConfig(PretrainedConfig):
+    r"""Configuration of a GEmo-CLAP dual encoder.
+
+    Args:
+        audio_config: a speech-encoder config (WavLM, HuBERT, wav2vec 2.0, data2vec-audio) or a dict with
+            `model_type`; defaults to WavLM base-plus shapes.
+        text_config: a text-encoder config (RoBERTa, BERT, ...) or a dict with `model_type`; defaults to RoBERTa base.
+        projection_dim: size of the shared embedding space.
+        loss_type: `"emo"` (Emo-CLAP), `"sl"` (SL-GEmo-CLAP, soft labels) or `"ml"` (ML-GEmo-CLAP, multi-task).
+        alpha_e: weight of the emotion term, in [0, 1] (SL: in the target matrix; ML: between the two losses).
+        emotion_labels: emotion names, in class-id order; they drive `id2label`/`label2id` and are the text prompts.
+        gender_labels: gender names, in id order; ML-GEmo-CLAP encodes them as text.
+        prompt_template: how a label becomes text, e.g. `"{}"` or `"a person speaking in a {} voice"`.
+        logit_scale_init_value: initial temperature scale (1/0.07, as CLIP), stored as its log.
+        target_normalization: how each row of the positive-pair matrix becomes a distribution: `"sum"` (divide by the
+            row sum, the default) or `"softmax"` (row softmax, a reading of the paper some reimplementations use).
+    """
+
+    model_type = "gemo_clap"
+    sub_configs_defaults = {
+        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="wavlm"),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="roberta"),
+    }
+
+    audio_config: PretrainedConfig | dict | None = None
+    text_config: PretrainedConfig | dict | None = None
+    projection_dim: int = 512
+    loss_type: str = "sl"
+    alpha_e: float = 0.9
+    emotion_labels: list[str] | tuple[str, ...] = DEFAULT_EMOTION_LABELS
+    gender_labels: list[str] | tuple[str, ...] = DEFAULT_GENDER_LABELS
+    prompt_template: str = "{}"
+    logit_scale_init_value: float = 1 / 0.07
+    target_normalization: str = "sum"
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.emotion_labels = [str(label) for label in self.emotion_labels]
+        self.gender_labels = [str(label) for label in self.gender_labels]
+        self._check_values()
+        # The emotion labels are the single source of truth for the classification head and the pipelines.
+        self.id2label = dict(enumerate(self.emotion_labels))
+        self.label2id = {label: index for index, label in self.id2label.items()}
+
+    def _check_values(self) -> None:
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"`loss_type` must be one of {LOSS_TYPES} (Emo-CLAP, SL-, ML-GEmo-CLAP), got {self.loss_type!r}.")
+        if self.target_normalization not in TARGET_NORMALIZATIONS:
+            raise ValueError(
+                f"`target_normalization` must be one of {TARGET_NORMALIZATIONS}, got {self.target_normalization!r}."
+            )
+        if isinstance(self.alpha_e, bool) or not isinstance(self.alpha_e, (int, float)) or not 0.0 <= self.alpha_e <= 1.0:
+            raise ValueError(f"`alpha_e` must be a number in [0, 1] (the emotion weight), got {self.alpha_e!r}.")
+        if not isinstance(self.projection_dim, int) or self.projection_dim < 1:
+            raise ValueError(f"`projection_dim` must be a positive integer, got {self.projection_dim!r}.")
+        if not self.logit_scale_init_value > 0 or math.log(self.logit_scale_init_value) > math.log(MAX_LOGIT_SCALE):
+            raise ValueError(
+                f"`logit_scale_init_value` must be in (0, {MAX_LOGIT_SCALE}], got {self.logit_scale_init_value!r}."
+            )
+        for field, labels in (("emotion_labels", self.emotion_labels), ("gender_labels", self.gender_labels)):
+            if len(labels) < 2 or len(set(labels)) != len(labels):
+                raise ValueError(f"`{field}` needs at least two distinct labels, got {labels!r}.")
+        if "{}" not in self.prompt_template:
+            raise ValueError(f"`prompt_template` must contain '{{}}' where the label goes, got {self.prompt_template!r}.")
+        for field, tower in (("audio_config", self.audio_config), ("text_config", self.text_config)):
+            if not isinstance(tower, PretrainedConfig):
+                raise TypeError(f"`{field}` must be a PretrainedConfig or a dict with `model_type`, got {type(tower)}.")
+        if not hasattr(self.audio_config, "conv_kernel"):
+            raise ValueError(
+                f"`audio_config` must be a wav2vec2-family speech encoder (wavlm, hubert, wav2vec2, data2vec-audio), "
+                f"got model_type {self.audio_config.model_type!r}."
+            )
+
+    @classmethod
+    def from_audio_text_configs(cls, audio_config: PretrainedConfig, text_config: PretrainedConfig, **kwargs):
+        """Build a config from the two tower configs (as `VisionTextDualEncoderConfig.from_vision_text_configs`)."""
+        return cls(audio_config=audio_config.to_dict(), text_config=text_config.to_dict(), **kwargs)
+
+    def prompts(self, labels: list[str] | None = None) -> list[str]:
+        """The texts the text tower encodes for `labels` (default: the emotion labels)."""
+        return [self.prompt_template.format(label) for label in (labels if labels is not None else self.emotion_labels)]
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples one output frame of the audio tower's CNN sees: clips shorter than this cannot be encoded."""
+        field, stride = 1, 1
+        for kernel, step in zip(self.audio_config.conv_kernel, self.audio_config.conv_stride):
+            field += (kernel - 1) * stride
+            stride *= step
+        return field
+
+
+__all__ = ["GEmoClapConfig", "LOSS_TYPES", "MAX_LOGIT_SCALE"]

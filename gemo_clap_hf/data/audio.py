@@ -1,0 +1,171 @@
+"""Decode audio files (or their bytes) into the mono float32 waveforms the feature extractor expects.
+
+soundfile does the decoding (librosa only for formats soundfile cannot read); int scaling, mono mixdown, NaN checks
+and resampling are the feature extractor's own helpers, so a file and an in-memory array go through the same code.
+Every failure is a `GEmoClapAudioError` (a `ValueError`) that names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from ..feature_extraction_gemo_clap import GEmoClapAudioError, prepare_waveform
+
+logger = logging.getLogger(__name__)
+
+TARGET_SAMPLING_RATE = 16000
+
+# Read integer PCM as integers so that `prepare_waveform` does the scaling (one definition of "int -> [-1, 1]").
+_INT16_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16"}
+_INT32_SUBTYPES = {"PCM_24", "PCM_32"}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the corpus readers need from a file's header: its length and rate, without decoding it."""
+
+    frames: int
+    sampling_rate: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sampling_rate
+
+    def num_samples(self, target_rate: int = TARGET_SAMPLING_RATE) -> int:
+        """Length after resampling to `target_rate` (librosa's rounding: ceil)."""
+        if self.sampling_rate == target_rate:
+            return self.frames
+        return int(math.ceil(self.frames * target_rate / self.sampling_rate))
+
+
+def _name(source: Any) -> str:
+    if isinstance(source, dict) and source.get("path"):
+        return str(source["path"])
+    return str(source) if isinstance(source, (str, os.PathLike)) else "<audio bytes>"
+
+
+def _missing(path: Path) -> GEmoClapAudioError:
+    return GEmoClapAudioError(f"audio file {str(path)!r} does not exist; check the path (and the corpus data_dir).")
+
+
+def _unreadable(name: str, error: Exception) -> GEmoClapAudioError:
+    return GEmoClapAudioError(
+        f"audio file {name!r} cannot be read ({error}); it is corrupt or in a format neither soundfile nor librosa "
+        "reads: re-export it as WAV/FLAC, or drop it from the corpus (readers: skip_bad_files=True)."
+    )
+
+
+def _empty(name: str) -> GEmoClapAudioError:
+    return GEmoClapAudioError(
+        f"audio file {name!r} holds no samples (0 frames); re-export it or drop it from the corpus "
+        "(readers: skip_bad_files=True)."
+    )
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Frames, rate and channels of a file from its header (soundfile.info: fast, no decoding).
+
+    Formats soundfile cannot read fall back to decoding with librosa; corrupt or empty files raise
+    `GEmoClapAudioError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        info = sf.info(str(path))
+        result = AudioInfo(int(info.frames), int(info.samplerate), int(info.channels))
+    except (sf.LibsndfileError, RuntimeError) as error:
+        waveform, rate = _librosa_decode(path, error)
+        result = AudioInfo(len(waveform), int(rate), 1)
+    if result.frames <= 0:
+        raise _empty(str(path))
+    return result
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """Duration in seconds from the file header (no decoding)."""
+    return audio_info(path).duration
+
+
+def _librosa_decode(path: Path, sf_error: Exception) -> tuple[np.ndarray, int]:
+    """Fallback for formats libsndfile does not know (decoding through audioread, when a backend is installed).
+
+    A file in a format libsndfile does know (WAV, FLAC, ...) that it cannot read is corrupt: no fallback.
+    """
+    if path.suffix.lstrip(".").upper() in sf.available_formats():
+        raise _unreadable(str(path), sf_error) from sf_error
+    import librosa
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # librosa warns that it falls back to audioread: that is the point
+            waveform, rate = librosa.load(str(path), sr=None, mono=False)
+    except Exception as error:  # noqa: BLE001 - any failure here means the file is unreadable
+        raise _unreadable(str(path), sf_error) from error
+    # librosa gives (channels, time); soundfile's convention, used everywhere here, is (time, channels).
+    return (waveform.T if waveform.ndim == 2 else waveform), int(rate)
+
+
+def _read_with_soundfile(source: Any, name: str) -> tuple[np.ndarray, int]:
+    with sf.SoundFile(source) as handle:
+        if handle.frames == 0:
+            raise _empty(name)
+        subtype = handle.subtype
+        dtype = "int16" if subtype in _INT16_SUBTYPES else "int32" if subtype in _INT32_SUBTYPES else "float32"
+        data = handle.read(dtype=dtype, always_2d=False)
+        return data, int(handle.samplerate)
+
+
+def _decode(source: Any) -> tuple[np.ndarray, int]:
+    """Raw samples (native int or float dtype, possibly multi-channel) and their rate."""
+    name = _name(source)
+    if isinstance(source, dict):  # a `datasets.Audio(decode=False)` value
+        source = source.get("bytes") or source.get("path")
+        if source is None:
+            raise GEmoClapAudioError("the audio value has neither 'path' nor 'bytes'; pass a path or the file's bytes.")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise _empty(name)
+        try:
+            return _read_with_soundfile(io.BytesIO(bytes(source)), name)
+        except (sf.LibsndfileError, RuntimeError) as error:
+            raise _unreadable(name, error) from error
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"load_audio expects a path, bytes or a {{'path', 'bytes'}} dict, not {type(source).__name__}.")
+    path = Path(source)
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        return _read_with_soundfile(str(path), name)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        waveform, rate = _librosa_decode(path, error)
+        if waveform.size == 0:
+            raise _empty(name) from error
+        return waveform, rate
+
+
+def load_audio(path_or_bytes: Any, sampling_rate: int = TARGET_SAMPLING_RATE) -> np.ndarray:
+    """Decode a file (path, bytes, or `Audio(decode=False)` dict) to a mono float32 waveform at `sampling_rate`.
+
+    Resampling is silent here (it happens per file at training time); corpus readers log it once per corpus.
+    """
+    data, rate = _decode(path_or_bytes)
+    if data.ndim == 2 and data.shape[1] == 1:
+        data = data[:, 0]
+    elif data.ndim == 2:
+        data = data.T  # (channels, time): unambiguous for prepare_waveform even for very short clips
+    return prepare_waveform(data, rate, sampling_rate, name=_name(path_or_bytes))
+
+
+__all__ = ["AudioInfo", "TARGET_SAMPLING_RATE", "audio_duration", "audio_info", "load_audio"]

@@ -1,0 +1,120 @@
+"""What every corpus reader produces (`Utterance` records) and the label step they all share.
+
+Readers only turn their corpus' codes into label names (IEMOCAP `exc` -> "excited"); choosing the label set,
+merging ("excited" -> "happy"), dropping and counting happen here, once, for every corpus.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+FOUR_CLASS_LABELS = ("neutral", "happy", "sad", "angry")
+# The default label set of the paper: the 4 classes, each name mapped to itself.
+FOUR_CLASS_MAP: dict[str, str | None] = {label: label for label in FOUR_CLASS_LABELS}
+
+_GENDERS = {"f": "female", "female": "female", "w": "female", "woman": "female",
+            "m": "male", "male": "male", "man": "male"}
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One utterance as a reader found it. `label` is the corpus' label name, `code` the raw code it came from."""
+
+    id: str
+    path: Path
+    label: str
+    gender: str | None  # "female", "male", or None when the corpus does not know (dropped with a count)
+    speaker: str
+    fold: str = ""
+    code: str | None = None
+
+
+def normalise_gender(value: object) -> str | None:
+    """"female"/"male" from the spellings corpora use (F, Female, m, ...); None when unknown."""
+    return _GENDERS.get(str(value).strip().lower())
+
+
+def format_counts(counts: Mapping[str, int]) -> str:
+    """`a 3, b 1` in descending count order, for log and error messages."""
+    return ", ".join(f"{key} {count}" for key, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _source_name(utterance: Utterance) -> str:
+    code = utterance.code
+    return utterance.label if code is None or code == utterance.label else f"{utterance.label} [{code}]"
+
+
+def _check_label_map(label_map: object) -> None:
+    if not isinstance(label_map, Mapping):
+        raise TypeError(f"label_map must be a dict of source label -> target label (or None to drop), "
+                        f"not {type(label_map).__name__}.")
+    bad = {key: value for key, value in label_map.items() if not isinstance(key, str)
+           or not (value is None or isinstance(value, str))}
+    if bad:
+        raise TypeError(f"label_map entries must map a label string to a label string or None; bad entries: {bad}.")
+
+
+def _target(utterance: Utterance, mapping: Mapping[str, str | None] | None) -> str | None:
+    if mapping is None:
+        return utterance.label
+    if utterance.label in mapping:
+        return mapping[utterance.label]
+    return mapping.get(utterance.code) if utterance.code is not None else None
+
+
+def apply_label_map(
+    utterances: Iterable[Utterance],
+    corpus: str,
+    label_map: Mapping[str, str | None] | None,
+    default_map: Mapping[str, str | None] | None,
+    labels: Iterable[str] | None = None,
+) -> list[Utterance]:
+    """Map each utterance's label to the target set and drop the rest, logging kept and dropped counts per label.
+
+    `label_map` (or the reader's `default_map` when not given) maps a label name, or a raw corpus code, to a target
+    label; a target of None, or a label the map does not list, drops the utterance. A `None` map keeps labels as
+    they are. `labels` then restricts the targets to a set.
+    """
+    if label_map is not None:
+        _check_label_map(label_map)
+    mapping = label_map if label_map is not None else default_map
+    allowed = None if labels is None else {str(label) for label in ([labels] if isinstance(labels, str) else labels)}
+    kept: list[Utterance] = []
+    kept_counts: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    for utterance in utterances:
+        target = _target(utterance, mapping)
+        if target is None or (allowed is not None and target not in allowed):
+            dropped[_source_name(utterance)] += 1
+            continue
+        kept_counts[target] += 1
+        kept.append(replace(utterance, label=target))
+    message = f"{corpus}: kept {len(kept)} utterances ({format_counts(kept_counts) or 'none'})"
+    if dropped:
+        message += f"; dropped {sum(dropped.values())} outside the label set ({format_counts(dropped)})"
+    logger.info(message)
+    if not kept:
+        raise ValueError(
+            f"{corpus}: no utterance is left after the label step (labels found: {format_counts(dropped)}; "
+            f"label set: {sorted(allowed) if allowed is not None else mapping}); pass a label_map (or labels=) "
+            "that covers the corpus' labels."
+        )
+    return kept
+
+
+def drop_unknown_gender(utterances: list[Utterance], corpus: str) -> list[Utterance]:
+    """Utterances whose speaker's gender the corpus does not give cannot train GEmo-CLAP: drop them, with a count."""
+    kept = [utterance for utterance in utterances if utterance.gender is not None]
+    if len(kept) < len(utterances):
+        logger.warning(f"{corpus}: dropped {len(utterances) - len(kept)} utterances whose speaker gender is unknown.")
+    return kept
+
+
+__all__ = ["FOUR_CLASS_LABELS", "FOUR_CLASS_MAP", "Utterance", "apply_label_map", "drop_unknown_gender",
+           "format_counts", "normalise_gender"]

@@ -1,0 +1,42 @@
+"""What a corpus reader returns, and the small checks every reader starts with."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..labels import Utterance
+
+
+@dataclass
+class ReadResult:
+    """A reader's utterances (labels as corpus label names), its default label map, and where it looked."""
+
+    utterances: list[Utterance]
+    default_label_map: Mapping[str, str | None] | None
+    source: str
+
+
+def require_dir(data_dir: str | os.PathLike, corpus: str, layout: str) -> Path:
+    """The data directory as an absolute path, or a `FileNotFoundError` that shows the expected layout."""
+    path = Path(data_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{corpus}: data_dir {str(path)!r} does not exist or is not a directory; "
+                                f"expected the corpus' public layout:\n{layout}")
+    return path
+
+
+def layout_error(path: Path, corpus: str, layout: str, what: str) -> FileNotFoundError:
+    return FileNotFoundError(f"{corpus}: {what} under {str(path)!r}; expected the corpus' public layout:\n{layout}")
+
+
+def is_debris(path: Path) -> bool:
+    """macOS resource-fork files (`._name`) that archives of these corpora often carry."""
+    return path.name.startswith("._")
+
+
+def wav_files(directory: Path) -> list[Path]:
+    """Sorted `.wav` files of a directory, without macOS debris."""
+    return sorted(p for p in directory.glob("*.wav") if not is_debris(p))

@@ -1,0 +1,51 @@
+"""GEmoClapProcessor: the feature extractor for audio and the text tower's tokenizer for label prompts, as one object.
+
+Travels with saved models (`trust_remote_code`): imports only transformers and its sibling files.
+"""
+
+from __future__ import annotations
+
+from transformers import BatchFeature, ProcessorMixin
+
+
+class GEmoClapProcessor(ProcessorMixin):
+    """`processor(audio=..., text=..., sampling_rate=16000, return_tensors="pt")`.
+
+    Audio becomes `input_values` + `audio_attention_mask`, text becomes `input_ids` + `attention_mask`; the names
+    never clash, so both can go to `GEmoClapModel` in one call.
+    """
+
+    def __init__(self, feature_extractor, tokenizer):
+        super().__init__(feature_extractor, tokenizer)
+
+    def __call__(
+        self,
+        text: str | list[str] | None = None,
+        audio=None,
+        sampling_rate: int | None = None,
+        return_tensors: str | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Route audio to the feature extractor and text to the tokenizer, then merge their outputs."""
+        if text is None and audio is None:
+            raise ValueError("pass `audio=`, `text=` or both to GEmoClapProcessor.")
+        outputs = {}
+        if audio is not None:
+            names = kwargs.pop("names", None)
+            outputs.update(
+                self.feature_extractor(audio, sampling_rate=sampling_rate, return_tensors=return_tensors, names=names)
+            )
+        if text is not None:
+            outputs.update(self.tokenizer(text, padding=kwargs.pop("padding", True), return_tensors=return_tensors, **kwargs))
+        return BatchFeature(outputs, tensor_type=return_tensors)
+
+    def label_prompts(self, labels: list[str], prompt_template: str = "{}", return_tensors: str = "pt") -> BatchFeature:
+        """Tokenise label names rendered through the config's `prompt_template`."""
+        return self.tokenizer([prompt_template.format(label) for label in labels], padding=True, return_tensors=return_tensors)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return list(dict.fromkeys(self.tokenizer.model_input_names + self.feature_extractor.model_input_names))
+
+
+__all__ = ["GEmoClapProcessor"]
