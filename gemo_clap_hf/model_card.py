@@ -45,8 +45,8 @@ VARIANTS = {
     "sl": {
         "name": "SL-GEmo-CLAP",
         "description": "**SL-GEmo-CLAP** (soft labels): the target of each contrastive row mixes emotion and gender "
-        "agreement, alpha_e · M_emotion + (1 − alpha_e) · M_gender, so utterances with the same emotion and the same "
-        "recorded speaker gender are pulled together most.",
+        "agreement, alpha_e · M_emotion + (1 − alpha_e) · M_gender, so utterances with the same emotion and the "
+        "same recorded speaker gender are pulled together most.",
         "gender_role": "Soft-label training signal: pairs of utterances whose speakers share the gender recorded in "
         f"the corpus get {_SHARE} of the contrastive target. The classifier takes only audio; no gender input "
         "is needed or used at inference.",

@@ -55,6 +55,20 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, with both model classes in `auto_map`.
+
+        One checkpoint serves every entry point: whichever class saved it, `trust_remote_code=True` users can load
+        it with `AutoModel` and `AutoModelForAudioClassification` (both classes live in the copied modeling file).
+        """
+        if self._auto_class is not None:
+            module = type(self).__module__.split(".")[-1]
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map["AutoModel"] = f"{module}.GEmoClapModel"
+            auto_map["AutoModelForAudioClassification"] = f"{module}.GEmoClapForAudioClassification"
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, GEmoClapModel):
             initial = math.log(self.config.logit_scale_init_value)
@@ -95,7 +109,8 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         audio_model: PreTrainedModel | None = None,
         text_model: PreTrainedModel | None = None,
     ):
-        if not isinstance(config, GEmoClapConfig):
+        # Compared by model_type, not class: with trust_remote_code the config class comes from another module copy.
+        if getattr(config, "model_type", None) != GEmoClapConfig.model_type:
             raise TypeError(f"`config` must be a GEmoClapConfig, got {type(config).__name__}.")
         super().__init__(config)
         self.audio_model = audio_model if audio_model is not None else AutoModel.from_config(config.audio_config)
@@ -310,7 +325,8 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
 
         hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only", "subfolder") if k in kwargs}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path, **hub_kwargs)
+            # `config=` spares AutoTokenizer a second config load (which would ask again about remote code).
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, config=self.config, **hub_kwargs)
         except (OSError, ValueError):
             return  # No tokenizer saved beside the weights: the user calls `set_prompts(tokenizer)` (named in the error).
         self.set_prompts(tokenizer)

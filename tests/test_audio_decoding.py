@@ -99,3 +99,10 @@ def test_nan_file_is_rejected(tmp_path):
     sf.write(tmp_path / "nan.wav", data, 16000, subtype="FLOAT")
     with pytest.raises(GEmoClapAudioError, match="nan.wav.*NaN"):
         load_audio(tmp_path / "nan.wav")
+
+
+def test_format_soundfile_cannot_read_falls_back_to_librosa_and_fails_clearly(tmp_path):
+    path = tmp_path / "clip.m4a"  # not a libsndfile format: librosa (audioread) is tried, and cannot read junk either
+    path.write_bytes(b"\x00\x00\x00\x18ftypM4A junk" * 8)
+    with pytest.raises(GEmoClapAudioError, match=r"clip\.m4a.*cannot be read"):
+        load_audio(path)

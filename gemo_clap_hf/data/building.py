@@ -123,7 +123,7 @@ def build_dataset(
     }
     genders = format_counts(Counter(columns["gender"]))
     logger.info(f"{corpus}: {len(rows)} utterances, {len(set(columns['speaker']))} speakers ({genders}), "
-                f"{sum(columns['duration']) / 3600:.2f} h.")
+                f"{sum(columns['duration']) / 3600:.2f} h ({sum(columns['duration']):.1f} s).")
     return datasets.Dataset.from_dict(columns, features=CORPUS_FEATURES)
 
 
