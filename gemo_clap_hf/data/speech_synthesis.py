@@ -203,23 +203,23 @@ def formant_tracks(voice: Voice, style: Style, syllables: Syllables, n_samples: 
 
 
 def resonator_sos(formants: np.ndarray, sr: int) -> np.ndarray:
-    """Second-order sections of a cascade of unit-DC-gain (Klatt) resonators."""
+    """Second-order sections of cascades of unit-DC-gain (Klatt) resonators, one cascade per row."""
     radius = np.exp(-np.pi * FORMANT_BANDWIDTHS / sr)
     b1 = 2 * radius * np.cos(2 * np.pi * np.minimum(formants, 0.45 * sr) / sr)
-    b2 = -(radius**2)
-    sos = np.zeros((len(formants), 6))
-    sos[:, 0], sos[:, 3], sos[:, 4], sos[:, 5] = 1 - b1 - b2, 1.0, -b1, -b2
-    return sos
+    b2 = np.broadcast_to(-(radius**2), b1.shape)
+    zeros, ones = np.zeros_like(b1), np.ones_like(b1)
+    return np.stack([1 - b1 - b2, zeros, zeros, ones, -b1, -b2], axis=-1)
 
 
 def vocal_tract(excitation: np.ndarray, tracks: np.ndarray, sr: int) -> np.ndarray:
     """Filter block by block through the formant cascade, carrying the filter state across blocks."""
     out = np.empty_like(excitation)
+    sections = resonator_sos(tracks, sr)
     state = np.zeros((tracks.shape[1], 2))
     for start in range(0, len(excitation), FILTER_BLOCK):
         frame = min(int((start + FILTER_BLOCK / 2) / (FRAME_SECONDS * sr)), len(tracks) - 1)
         piece = slice(start, start + FILTER_BLOCK)
-        out[piece], state = sosfilt(resonator_sos(tracks[frame], sr), excitation[piece], zi=state)
+        out[piece], state = sosfilt(sections[frame], excitation[piece], zi=state)
     return out
 
 
