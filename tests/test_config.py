@@ -25,7 +25,7 @@ def test_sub_configs_survive_dict_and_disk_round_trips(tmp_path):
     )
     for restored in (GEmoClapConfig.from_dict(config.to_dict()), _saved_and_loaded(config, tmp_path)):
         assert isinstance(restored.audio_config, HubertConfig) and restored.audio_config.hidden_size == 32
-        assert isinstance(restored.text_config, BertConfig) and restored.text_config.vocab_size == 300
+        assert isinstance(restored.text_config, BertConfig) and restored.text_config.vocab_size == 400
         without_auto_map = lambda c: {k: v for k, v in c.to_dict().items() if k not in ("auto_map", "_name_or_path")}  # noqa: E731
         assert without_auto_map(restored) == without_auto_map(config)
         assert restored.id2label == {0: "calm", 1: "joy", 2: "anger"}

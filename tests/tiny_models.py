@@ -10,75 +10,26 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tokenizers import ByteLevelBPETokenizer
-from transformers import AutoConfig, BertTokenizer, RobertaTokenizer
 
 from gemo_clap_hf import GEmoClapConfig, GEmoClapFeatureExtractor, GEmoClapModel, GEmoClapProcessor
-
-PROMPT_WORDS = ["neutral", "happy", "sad", "angry", "female", "male", "a", "person", "speaking", "in", "voice"]
-# The real wav2vec2-family CNN layout (receptive field 400 samples, stride 320) with narrow channels.
-CONV_LAYOUT = {"conv_kernel": (10, 3, 3, 3, 3, 2, 2), "conv_stride": (5, 2, 2, 2, 2, 2, 2), "conv_dim": (16,) * 7}
+from gemo_clap_hf.random_towers import speech_tower_config, text_tower_config, train_prompt_tokenizer
 
 
 def tiny_audio_config(model_type: str = "wavlm", **overrides):
     """A 2-layer speech encoder with layer-norm feature extraction (it honours attention masks)."""
-    values = dict(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        feat_proj_dropout=0.0,
-        layerdrop=0.0,
-        mask_time_prob=0.0,
-        **CONV_LAYOUT,
-    )
-    if model_type == "wavlm":
-        values["num_buckets"] = 16
-        values["max_bucket_distance"] = 64
-    values.update(overrides)
-    return AutoConfig.for_model(model_type, **values)
+    return speech_tower_config(model_type, "tiny", **overrides)
 
 
-def tiny_text_config(model_type: str = "roberta", vocab_size: int = 300, **overrides):
-    values = dict(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    values.update(overrides)
-    return AutoConfig.for_model(model_type, **values)
+def tiny_text_config(model_type: str = "roberta", vocab_size: int = 400, **overrides):
+    return text_tower_config(model_type, "tiny", vocab_size=vocab_size, **overrides)
 
 
-def make_roberta_tokenizer(folder: Path) -> RobertaTokenizer:
-    """A byte-level BPE tokenizer trained on the prompt words, saved as a RoBERTa tokenizer."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        [" ".join(PROMPT_WORDS)] * 4, vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    )
-    bpe.save_model(str(folder))
-    return RobertaTokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
+def make_roberta_tokenizer(folder: Path):
+    return train_prompt_tokenizer(folder, "roberta")
 
 
-def make_bert_tokenizer(folder: Path) -> BertTokenizer:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *PROMPT_WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    return BertTokenizer(vocab=str(folder / "vocab.txt"))
+def make_bert_tokenizer(folder: Path):
+    return train_prompt_tokenizer(folder, "bert")
 
 
 def tiny_config(audio_type: str = "wavlm", text_type: str = "roberta", **kwargs) -> GEmoClapConfig:
