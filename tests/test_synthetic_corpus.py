@@ -180,6 +180,10 @@ def test_aroused_pitch_is_higher_than_calm_pitch_within_each_speaker(pitched):
     lowest_aroused = medians[["happy", "angry"]].min(axis=1)
     highest_calm = medians[["neutral", "sad"]].max(axis=1)
     assert (lowest_aroused > highest_calm).all(), medians
+
+
+def test_sad_pitch_is_lower_than_neutral_within_each_gender(pitched):
+    medians = pitched.groupby(["gender", "emotion"])["f0"].median().unstack()
     assert (medians["sad"] < medians["neutral"]).all(), medians
 
 

@@ -61,9 +61,12 @@ class Style:
     f2_scale: float = 1.0  # lip spreading (raised F2 in smiled speech)
 
 
-def perturb_style(style: Style, rng: np.random.Generator, spread: float = 1.0) -> Style:
+def perturb_style(style: Style, rng: np.random.Generator) -> Style:
     """Per-utterance variation, so that the emotion classes overlap without merging."""
-    n = lambda sd: spread * sd * rng.standard_normal()  # noqa: E731
+
+    def n(sd: float) -> float:
+        return sd * rng.standard_normal()
+
     return dataclasses.replace(
         style,
         pitch_level=style.pitch_level * np.exp(n(0.06)),

@@ -7,11 +7,11 @@ See `CORPUS_CARD` for the design; the signal generation lives in `speech_synthes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +85,7 @@ CODE_VAD = {
 SESSION_NOISE_DB = -50.0  # background noise floor, dBFS, +-2 dB per session
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Utterance:
     """One planned utterance: who says it, with which label, where it goes and how long it lasts."""
 
@@ -181,7 +181,7 @@ def place_in_dialogs(seed: int, session: int, speakers: list[list[Utterance]]) -
         for g in rng.permutation(turns):
             utt = speakers[g][chunks[g][number][taken[g]]]
             utt_id = f"{dialog}_{utt.gender}{taken[g]:03d}"
-            placed.append(Utterance(**{**utt.__dict__, "dialog": dialog, "utt_id": utt_id, "start": round(clock, 4)}))
+            placed.append(dataclasses.replace(utt, dialog=dialog, utt_id=utt_id, start=round(clock, 4)))
             clock += utt.duration + rng.uniform(0.2, 1.5)
             taken[g] += 1
     return placed
