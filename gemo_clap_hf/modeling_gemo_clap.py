@@ -55,6 +55,16 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, reading weights from safetensors only unless told otherwise.
+
+        GEmo-CLAP checkpoints are always saved as safetensors, so a pickle file in their place is refused instead
+        of unpickled (`use_safetensors=False` lifts this for checkpoints you trust).
+        """
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, with both model classes in `auto_map`.
 

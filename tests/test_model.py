@@ -222,3 +222,19 @@ def test_label_cache_is_rebuilt_when_text_weights_change(tiny_checkpoint):
     classifier.load_state_dict(saved)
     with torch.no_grad():
         torch.testing.assert_close(classifier(clip).logits, first)
+
+
+def test_pickle_weights_are_refused_unless_explicitly_allowed(tmp_path, tiny_checkpoint):
+    import shutil
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_checkpoint, folder)
+    model = GEmoClapModel.from_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(OSError, match="safetensors"):
+        GEmoClapModel.from_pretrained(folder)
+    with pytest.raises(OSError, match="safetensors"):
+        AutoModelForAudioClassification.from_pretrained(folder)
+    trusted = GEmoClapModel.from_pretrained(folder, use_safetensors=False)
+    torch.testing.assert_close(trusted.logit_scale_audio, model.logit_scale_audio)
