@@ -6,12 +6,21 @@ librosa is imported lazily, only when a clip has to be resampled.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType
+
+# Float audio is expected in [-1, 1]; int PCM cast to float (up to 2**15 or 2**31) still normalises fine. A larger peak
+# is not audio as given (bytes read with the wrong dtype, uninitialised memory) and would overflow float32 maths.
+MAX_ABS_AMPLITUDE = float(2**31)
+# Long clips are cut into windows of this many seconds: every IEMOCAP utterance but a handful fits in one, and a
+# window's self-attention (1,500 frames) stays small; a 10-minute file costs 20 windows, not a 30,000² attention map.
+DEFAULT_MAX_LENGTH_S = 30.0
 
 
 class GEmoClapAudioError(ValueError):
@@ -22,11 +31,30 @@ def _clip_name(name: str | None) -> str:
     return f"clip {name!r}" if name is not None else "the clip"
 
 
+def _check_samples(array: np.ndarray, what: str) -> None:
+    """Reject samples that no amount of normalisation makes usable: NaN/inf, or peaks that are not audio."""
+    if array.size == 0:
+        raise GEmoClapAudioError(f"{what} is empty (0 samples); remove it from the input or check the file it came from.")
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - np.count_nonzero(finite))
+        raise GEmoClapAudioError(
+            f"{what} contains {bad} NaN or infinite samples; repair or drop the clip (e.g. np.nan_to_num) before classifying."
+        )
+    peak = float(np.max(np.abs(array)))
+    if peak > MAX_ABS_AMPLITUDE:
+        raise GEmoClapAudioError(
+            f"{what} has a peak amplitude of {peak:.3g}, beyond any PCM scale (float audio belongs in [-1, 1]; "
+            f"the limit is 2**31); check how it was decoded (bytes read with the wrong dtype?) and scale it to [-1, 1]."
+        )
+
+
 def to_mono_float32(waveform: Any, name: str | None = None) -> np.ndarray:
     """Return a 1-D float32 waveform in [-1, 1] from int PCM or float, mono, (time, channels) or (channels, time).
 
     Integer PCM is scaled by its type's full range; multi-channel audio is averaged to mono. The channel axis is
-    taken to be the shorter one, which holds for any clip longer than a few samples.
+    taken to be the shorter one, which holds for any clip longer than a few samples. Empty clips, NaN/inf and
+    peaks above `MAX_ABS_AMPLITUDE` are rejected (checked before any float32 cast, which would overflow).
     """
     array = np.asarray(waveform)
     what = _clip_name(name)
@@ -34,35 +62,36 @@ def to_mono_float32(waveform: Any, name: str | None = None) -> np.ndarray:
         raise GEmoClapAudioError(f"{what} is not a numeric array (dtype {array.dtype}); pass a numpy array of samples.")
     if np.issubdtype(array.dtype, np.complexfloating):
         raise GEmoClapAudioError(f"{what} is complex-valued; pass real-valued samples.")
+    if array.ndim not in (1, 2):
+        raise GEmoClapAudioError(
+            f"{what} has shape {array.shape}; pass a 1-D mono waveform or a 2-D (channels, time) / (time, channels) array."
+        )
     if np.issubdtype(array.dtype, np.signedinteger):
         array = array.astype(np.float64) / float(-np.iinfo(array.dtype).min)
     elif np.issubdtype(array.dtype, np.unsignedinteger):
         info = np.iinfo(array.dtype)
         half = (float(info.max) + 1.0) / 2.0
         array = (array.astype(np.float64) - half) / half
+    _check_samples(array, what)
     if array.ndim == 2:
         channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
         array = array.mean(axis=channel_axis, dtype=np.float64)
-    elif array.ndim != 1:
-        raise GEmoClapAudioError(
-            f"{what} has shape {array.shape}; pass a 1-D mono waveform or a 2-D (channels, time) / (time, channels) array."
-        )
-    if array.size == 0:
-        raise GEmoClapAudioError(f"{what} is empty (0 samples); remove it from the input or check the file it came from.")
-    if not np.all(np.isfinite(array)):
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise GEmoClapAudioError(
-            f"{what} contains {bad} NaN or infinite samples; repair or drop the clip (e.g. np.nan_to_num) before classifying."
-        )
     return array.astype(np.float32, copy=False)
+
+
+def _check_rate(rate: Any, name: str | None) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, Real) or not math.isfinite(rate) or rate <= 0:
+        raise GEmoClapAudioError(
+            f"{_clip_name(name)} has an invalid sampling rate {rate!r}; pass the clip's rate in Hz as a positive number "
+            "(e.g. sampling_rate=16000)."
+        )
 
 
 def resample(waveform: np.ndarray, orig_rate: int, target_rate: int, name: str | None = None) -> np.ndarray:
     """Resample with librosa (soxr), imported lazily so that this file needs librosa only when rates differ."""
+    _check_rate(orig_rate, name)
     if orig_rate == target_rate:
         return waveform
-    if orig_rate is None or orig_rate <= 0:
-        raise GEmoClapAudioError(f"{_clip_name(name)} has an invalid sampling rate {orig_rate!r}; pass the rate in Hz.")
     try:
         import librosa
     except ImportError as error:  # pragma: no cover - librosa is a dependency of the package
@@ -87,15 +116,21 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
     Returns `audio_attention_mask` (not `attention_mask`) because the zero-shot pipeline passes audio and text
     inputs to the model in one call and the text tokenizer owns `attention_mask`.
 
+    Long clips: a clip longer than `max_length_s` is cut into windows of that length (the last window takes the
+    remainder), each window normalised as a clip of its own and returned as its own row; `clip_index[row]` then says
+    which input clip a row belongs to. The GEmo-CLAP models take `clip_index` and average the window embeddings
+    back into one embedding per clip, so the processor, the models and the pipelines handle long audio without
+    running out of memory. `clip_index` is returned only when some clip was split (rows == clips otherwise).
+
     Args:
         sampling_rate: rate the audio tower was trained at; other rates are resampled.
         min_length: clips shorter than this many samples (the encoder's receptive field) are zero-padded to it,
             or rejected when `pad_short_clips=False`.
-        max_length_s: clips longer than this are cut into windows of this length by `GEmoClapForAudioClassification`
-            (see `split_into_windows`); `None` keeps whole clips.
+        max_length_s: window length in seconds for long clips (default 30); `None` keeps whole clips, whatever
+            their length (memory then grows with the clip, quadratically in the attention layers).
     """
 
-    model_input_names = ["input_values", "audio_attention_mask"]
+    model_input_names = ["input_values", "audio_attention_mask", "clip_index"]
 
     def __init__(
         self,
@@ -106,7 +141,7 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
         return_attention_mask: bool = True,
         min_length: int = 400,
         pad_short_clips: bool = True,
-        max_length_s: float | None = None,
+        max_length_s: float | None = DEFAULT_MAX_LENGTH_S,
         **kwargs,
     ):
         super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
@@ -115,6 +150,26 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
         self.min_length = int(min_length)
         self.pad_short_clips = pad_short_clips
         self.max_length_s = max_length_s
+        self._check_max_length()
+
+    def _check_max_length(self) -> None:
+        value = self.max_length_s
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"`max_length_s` must be a positive number of seconds or None (whole clips), got {value!r}.")
+        if self.window_samples < self.min_length:
+            raise ValueError(
+                f"`max_length_s`={value} gives windows of {self.window_samples} samples, fewer than `min_length` "
+                f"({self.min_length}, the encoder's receptive field); use a longer window."
+            )
+
+    @property
+    def window_samples(self) -> int | None:
+        """Window length in samples at `sampling_rate`, or None when clips are kept whole."""
+        if self.max_length_s is None:
+            return None
+        return int(round(self.max_length_s * self.sampling_rate))
 
     def _check_length(self, waveform: np.ndarray, name: str | None) -> np.ndarray:
         if len(waveform) >= self.min_length:
@@ -129,8 +184,29 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
 
     @staticmethod
     def _normalize(waveform: np.ndarray) -> np.ndarray:
-        # Wav2Vec2's zero-mean unit-variance normalisation, per clip and over its real samples only.
-        return (waveform - waveform.mean()) / np.sqrt(waveform.var() + 1e-7)
+        # Wav2Vec2's zero-mean unit-variance normalisation, per clip and over its real samples only; silence stays 0.
+        return ((waveform - waveform.mean()) / np.sqrt(waveform.var() + 1e-7)).astype(np.float32, copy=False)
+
+    def split_into_windows(self, waveform: np.ndarray) -> list[np.ndarray]:
+        """Cut a long clip into `max_length_s` windows; a tail shorter than `min_length` joins the previous window."""
+        window = self.window_samples
+        if window is None or len(waveform) <= window:
+            return [waveform]
+        windows = [waveform[start : start + window] for start in range(0, len(waveform), window)]
+        if len(windows[-1]) < self.min_length:
+            tail = windows.pop()
+            windows[-1] = np.concatenate([windows[-1], tail])
+        return windows
+
+    def _rows(self, clips: list[Any], sampling_rate: int | None, names: list[str | None]) -> tuple[list, list[int]]:
+        """Every clip checked, converted, padded to the receptive field and windowed; rows and their clip ids."""
+        rows, clip_index = [], []
+        for index, (clip, name) in enumerate(zip(clips, names)):
+            waveform = self._check_length(prepare_waveform(clip, sampling_rate, self.sampling_rate, name), name)
+            windows = self.split_into_windows(waveform)
+            rows.extend(self._normalize(window) if self.do_normalize else window for window in windows)
+            clip_index.extend([index] * len(windows))
+        return rows, clip_index
 
     def __call__(
         self,
@@ -147,6 +223,7 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
         """Prepare one clip or a batch (a list of clips). `names` (e.g. file paths) label clips in error messages.
 
         A 2-D array whose shorter axis has at most 2 entries is read as one stereo clip; pass batches as lists.
+        Adds `clip_index` when a clip longer than `max_length_s` was split into windows (see the class docstring).
         """
         is_batched = isinstance(raw_speech, (list, tuple)) or (
             isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 2 and min(raw_speech.shape) > 2
@@ -157,16 +234,12 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
             raise GEmoClapAudioError("no audio was given (an empty batch); pass at least one clip.")
         if names is not None and len(names) != len(clips):
             raise ValueError(f"`names` has {len(names)} entries for {len(clips)} clips; give one name per clip.")
-        target_rate = self.sampling_rate
-        prepared = []
-        for index, clip in enumerate(clips):
-            name = names[index] if names is not None else (f"#{index}" if is_batched else None)
-            waveform = self._check_length(prepare_waveform(clip, sampling_rate, target_rate, name), name)
-            prepared.append(self._normalize(waveform) if self.do_normalize else waveform)
+        if names is None:
+            names = [f"#{index}" if is_batched else None for index in range(len(clips))]
+        rows, clip_index = self._rows(clips, sampling_rate, list(names))
 
-        encoded = BatchFeature({"input_values": prepared})
         padded = self.pad(
-            encoded,
+            BatchFeature({"input_values": rows}),
             padding=padding,
             max_length=max_length,
             pad_to_multiple_of=pad_to_multiple_of,
@@ -176,21 +249,17 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
         want_mask = self.return_attention_mask if return_attention_mask is None else return_attention_mask
         if want_mask:
             result["audio_attention_mask"] = [np.asarray(m, dtype=np.int32) for m in padded["attention_mask"]]
+        if len(rows) > len(clips):
+            result["clip_index"] = np.asarray(clip_index, dtype=np.int64)
         return BatchFeature(result, tensor_type=return_tensors)
 
-    def split_into_windows(self, waveform: np.ndarray) -> list[np.ndarray]:
-        """Cut a long clip into `max_length_s` windows (the last one keeps at least `min_length` samples)."""
-        if not self.max_length_s:
-            return [waveform]
-        window = int(round(self.max_length_s * self.sampling_rate))
-        if len(waveform) <= window:
-            return [waveform]
-        starts = list(range(0, len(waveform), window))
-        windows = [waveform[start : start + window] for start in starts]
-        if len(windows) > 1 and len(windows[-1]) < self.min_length:
-            tail = windows.pop()
-            windows[-1] = np.concatenate([windows[-1], tail])
-        return windows
 
-
-__all__ = ["GEmoClapFeatureExtractor", "GEmoClapAudioError", "prepare_waveform", "to_mono_float32", "resample"]
+__all__ = [
+    "DEFAULT_MAX_LENGTH_S",
+    "MAX_ABS_AMPLITUDE",
+    "GEmoClapAudioError",
+    "GEmoClapFeatureExtractor",
+    "prepare_waveform",
+    "resample",
+    "to_mono_float32",
+]

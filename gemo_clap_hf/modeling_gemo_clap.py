@@ -110,8 +110,38 @@ def _first_unique_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first, inverse
 
 
+def _check_clip_index(clip_index: torch.Tensor, num_rows: int) -> int:
+    """The number of clips that `clip_index` maps rows to, after checking it can come from the feature extractor."""
+    fix = "pass the `clip_index` that GEmoClapFeatureExtractor returned with these `input_values`"
+    if clip_index.shape != (num_rows,):
+        raise ValueError(f"`clip_index` has shape {tuple(clip_index.shape)} for {num_rows} audio rows; {fix}.")
+    counts = torch.bincount(clip_index) if num_rows and clip_index.min() >= 0 else None
+    if counts is None or not bool((counts > 0).all()):
+        raise ValueError(f"`clip_index` must map every row to a clip id and cover 0..C-1; {fix}.")
+    return len(counts)
+
+
+def average_windows(embeds: torch.Tensor, clip_index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """One L2-normalised embedding per clip: the `weights`-weighted mean of its windows' embeddings, renormalised.
+
+    Rows of `embeds` are windows of clips (`clip_index[row]` = its clip, 0..C-1); windows are weighted by their
+    length in samples, so a short tail window counts for what it holds.
+    """
+    clip_index = clip_index.to(device=embeds.device, dtype=torch.long)
+    num_clips = _check_clip_index(clip_index, embeds.shape[0])
+    weighted = embeds.float() * weights.to(device=embeds.device, dtype=torch.float32)[:, None]  # float32 under autocast
+    sums = weighted.new_zeros((num_clips, embeds.shape[1])).index_add(0, clip_index, weighted)
+    return nn.functional.normalize(sums, dim=-1).to(embeds.dtype)
+
+
 class GEmoClapModel(GEmoClapPreTrainedModel):
-    """Speech encoder + text encoder projected into one space, trained with the Emo/SL/ML-GEmo-CLAP losses."""
+    """Speech encoder + text encoder projected into one space, trained with the Emo/SL/ML-GEmo-CLAP losses.
+
+    `window_batch_size`: how many windows of long clips (see `GEmoClapFeatureExtractor.max_length_s`) go through
+    the audio tower at once; lower it if long files run out of memory.
+    """
+
+    window_batch_size: int = 8
 
     def __init__(
         self,
@@ -173,9 +203,16 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         return torch.arange(num_frames, device=lengths.device)[None, :] < lengths[:, None]
 
     def get_audio_features(
-        self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None
+        self,
+        input_values: torch.Tensor,
+        audio_attention_mask: torch.Tensor | None = None,
+        clip_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """L2-normalised audio embeddings: masked mean of the last hidden state, projected."""
+        """L2-normalised audio embeddings: masked mean of the last hidden state, projected.
+
+        With `clip_index` (rows are windows of long clips, as `GEmoClapFeatureExtractor` returns them) the windows
+        are encoded `window_batch_size` at a time and averaged into one embedding per clip (`average_windows`).
+        """
         if input_values.ndim != 2:
             raise ValueError(f"`input_values` must be (batch, samples), got shape {tuple(input_values.shape)}.")
         receptive_field = self.config.receptive_field
@@ -184,6 +221,11 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
                 f"`input_values` has {input_values.shape[-1]} samples, fewer than the audio encoder's receptive field "
                 f"({receptive_field}); pad clips with GEmoClapFeatureExtractor (it pads short clips) or pass longer audio."
             )
+        if clip_index is None:
+            return self._embed_rows(input_values, audio_attention_mask)
+        return self._embed_windows(input_values, audio_attention_mask, clip_index)
+
+    def _embed_rows(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None) -> torch.Tensor:
         hidden = self.audio_model(input_values, attention_mask=audio_attention_mask, return_dict=True).last_hidden_state
         if audio_attention_mask is None:
             pooled = hidden.mean(dim=1)
@@ -191,6 +233,26 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             mask = self._frame_mask(audio_attention_mask, hidden.shape[1]).unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return nn.functional.normalize(self.audio_projection(pooled), dim=-1)
+
+    def _embed_windows(
+        self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None, clip_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Encode windows in chunks (memory bounded by `window_batch_size`), then average them per clip."""
+        step = max(1, int(self.window_batch_size))
+        chunks = []
+        for start in range(0, input_values.shape[0], step):
+            values = input_values[start : start + step]
+            mask = None if audio_attention_mask is None else audio_attention_mask[start : start + step]
+            if mask is not None:  # drop the padding the whole batch shares but this chunk does not need
+                length = max(int(mask.sum(-1).max()), self.config.receptive_field)
+                values, mask = values[:, :length], mask[:, :length]
+            chunks.append(self._embed_rows(values, mask))
+        lengths = (
+            audio_attention_mask.sum(-1)
+            if audio_attention_mask is not None
+            else torch.full((input_values.shape[0],), input_values.shape[1], device=input_values.device)
+        )
+        return average_windows(torch.cat(chunks), clip_index, lengths)
 
     def get_text_features(
         self,
@@ -232,15 +294,17 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         gender_input_ids: torch.Tensor | None = None,
         gender_attention_mask: torch.Tensor | None = None,
         return_loss: bool | None = None,
+        clip_index: torch.Tensor | None = None,
         **kwargs,
     ) -> GEmoClapOutput:
         """Embed audio and texts; with `emotion_labels` (and gender labels for SL/ML) also compute the loss.
 
-        `attention_mask` is the text mask; the audio mask is always `audio_attention_mask`.
+        `attention_mask` is the text mask; the audio mask is always `audio_attention_mask`. `clip_index` (from the
+        feature extractor, for clips split into windows) gives one audio embedding per clip.
         """
         if input_ids is None:
             raise ValueError("`input_ids` (the tokenised label prompts) are required; use get_audio_features for audio only.")
-        audio_embeds = self.get_audio_features(input_values, audio_attention_mask)
+        audio_embeds = self.get_audio_features(input_values, audio_attention_mask, clip_index)
         text_embeds = self.encode_distinct_texts(input_ids, attention_mask, token_type_ids)
         scale_audio, scale_text = self.logit_scales
         logits_per_audio = scale_audio * audio_embeds @ text_embeds.t()
@@ -316,6 +380,15 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
     def freeze_feature_encoder(self) -> None:
         self.gemo_clap.freeze_feature_encoder()
 
+    @property
+    def window_batch_size(self) -> int:
+        """Windows of long clips encoded at once (see `GEmoClapModel.window_batch_size`)."""
+        return self.gemo_clap.window_batch_size
+
+    @window_batch_size.setter
+    def window_batch_size(self, value: int) -> None:
+        self.gemo_clap.window_batch_size = value
+
     def set_prompts(self, tokenizer) -> None:
         """Tokenise the emotion and gender prompts once; needed before the first forward (done on `from_pretrained`)."""
         for kind, labels in (("emotion", self.config.emotion_labels), ("gender", self.config.gender_labels)):
@@ -374,10 +447,14 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
         input_values: torch.Tensor,
         audio_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        clip_index: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        """Logits = s_a · similarity to each emotion prompt, in `config.id2label` order; cross-entropy with labels."""
-        audio_embeds = self.gemo_clap.get_audio_features(input_values, audio_attention_mask)
+        """Logits = s_a · similarity to each emotion prompt, in `config.id2label` order; cross-entropy with labels.
+
+        With `clip_index` (clips split into windows by the feature extractor) there is one row of logits per clip.
+        """
+        audio_embeds = self.gemo_clap.get_audio_features(input_values, audio_attention_mask, clip_index)
         logits = self._logits(audio_embeds, "emotion")
         loss = None
         if labels is not None:
@@ -386,9 +463,14 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
-    def gender_logits(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def gender_logits(
+        self,
+        input_values: torch.Tensor,
+        audio_attention_mask: torch.Tensor | None = None,
+        clip_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Scaled similarities to the gender prompts (meaningful for ML-GEmo-CLAP models, trained to align them)."""
-        audio_embeds = self.gemo_clap.get_audio_features(input_values, audio_attention_mask)
+        audio_embeds = self.gemo_clap.get_audio_features(input_values, audio_attention_mask, clip_index)
         return self._logits(audio_embeds, "gender")
 
 

@@ -5,6 +5,10 @@ transformers' audio pipelines read paths and bytes through an `ffmpeg` binary an
 machines). These subclasses turn every accepted input into a mono 16 kHz array first, with the package's own
 decoding and checks, and then hand it to the stock pipeline unchanged: for an array at the model's rate they
 behave exactly like transformers' classes.
+
+Every array goes through the package's checks (`prepare_waveform`), so bad audio raises `GEmoClapAudioError`
+with the fix, not an error from deep inside torch. Long clips are windowed by the feature extractor (see
+`GEmoClapFeatureExtractor.max_length_s`) and averaged back by the model: one result per clip.
 """
 
 from __future__ import annotations
@@ -13,35 +17,69 @@ from typing import Any
 
 import numpy as np
 from transformers.pipelines import PIPELINE_REGISTRY, AudioClassificationPipeline, ZeroShotAudioClassificationPipeline
+from transformers.utils import logging
 
 from .feature_extraction_gemo_clap import prepare_waveform
 
+logger = logging.get_logger(__name__)
+
 
 def decode_pipeline_input(inputs: Any, sampling_rate: int) -> Any:
-    """Paths, bytes and `{"array"|"raw", "sampling_rate"}` dicts become mono float32 arrays at `sampling_rate`."""
+    """Paths, bytes, arrays, tensors and `{"array"|"raw", "sampling_rate"}` dicts become mono float32 arrays at
+    `sampling_rate`, checked by `prepare_waveform`; anything else is left for the stock pipeline to reject."""
     if isinstance(inputs, (str, bytes)) and not (isinstance(inputs, str) and inputs.startswith(("http://", "https://"))):
         from .data.audio import load_audio
 
         return load_audio(inputs, sampling_rate=sampling_rate)
     if isinstance(inputs, dict) and "sampling_rate" in inputs and ("array" in inputs or "raw" in inputs):
         array = inputs["raw"] if "raw" in inputs else inputs["array"]
-        if hasattr(array, "detach"):
-            array = array.detach().cpu().numpy()
-        return prepare_waveform(array, inputs["sampling_rate"], sampling_rate, name=inputs.get("path"))
-    if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
-        return prepare_waveform(inputs, sampling_rate, sampling_rate)
+        return prepare_waveform(_to_numpy(array), inputs["sampling_rate"], sampling_rate, name=inputs.get("path"))
+    if isinstance(inputs, np.ndarray) or hasattr(inputs, "detach"):
+        array = _to_numpy(inputs)
+        return prepare_waveform(array, sampling_rate, sampling_rate, name=_describe(inputs))
     return inputs
 
 
-class GEmoClapAudioClassificationPipeline(AudioClassificationPipeline):
+def _describe(array: Any) -> str:
+    """A bare array has no name: errors describe it instead, so the caller can tell which input failed."""
+    return f"<{str(array.dtype).replace('torch.', '')} array of shape {tuple(array.shape)}>"
+
+
+def _to_numpy(array: Any) -> Any:
+    if hasattr(array, "detach"):  # a torch tensor (bfloat16 has no numpy dtype)
+        tensor = array.detach().cpu()
+        return tensor.float().numpy() if tensor.dtype.is_floating_point else tensor.numpy()
+    return array
+
+
+class _OneClipPerBatchWhenWindowing:
+    """Run clips one at a time when the feature extractor windows long clips.
+
+    A windowed clip becomes several rows plus a `clip_index`, which the stock batching (`pad_collate_fn`) would
+    mix across clips; each clip's windows are still batched inside the model.
+    """
+
+    def get_iterator(self, inputs, num_workers, batch_size, *args, **kwargs):
+        windows = getattr(self.model.config, "model_type", None) == "gemo_clap" and self.feature_extractor.max_length_s
+        if batch_size > 1 and windows:
+            logger.warning_once(
+                "GEmo-CLAP pipelines run clips one at a time while the feature extractor windows long clips "
+                "(max_length_s is set); set `pipe.feature_extractor.max_length_s = None` to batch clips (long clips "
+                "then run whole)."
+            )
+            batch_size = 1
+        return super().get_iterator(inputs, num_workers, batch_size, *args, **kwargs)
+
+
+class GEmoClapAudioClassificationPipeline(_OneClipPerBatchWhenWindowing, AudioClassificationPipeline):
     """`pipeline("audio-classification")` without ffmpeg or torchaudio (see the module docstring)."""
 
     def preprocess(self, inputs):
         return super().preprocess(decode_pipeline_input(inputs, self.feature_extractor.sampling_rate))
 
 
-class GEmoClapZeroShotAudioClassificationPipeline(ZeroShotAudioClassificationPipeline):
-    """`pipeline("zero-shot-audio-classification")` that also accepts paths, bytes, dicts and stereo arrays."""
+class GEmoClapZeroShotAudioClassificationPipeline(_OneClipPerBatchWhenWindowing, ZeroShotAudioClassificationPipeline):
+    """`pipeline("zero-shot-audio-classification")` that also accepts paths, bytes, dicts, tensors and stereo arrays."""
 
     def preprocess(self, audio, candidate_labels=None, hypothesis_template="This is a sound of {}."):
         audio = decode_pipeline_input(audio, self.feature_extractor.sampling_rate)

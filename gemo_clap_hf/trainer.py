@@ -8,12 +8,14 @@ by similarity to the emotion prompts.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from .configuration_gemo_clap import GEmoClapConfig
 from .data.audio import load_audio
@@ -34,16 +36,19 @@ class GEmoClapDataCollator:
         config: the model config, for the label sets, the prompt template and the loss type.
         max_duration_s: random crop of longer clips to this length (a fresh window per epoch); `None` keeps them.
             Used only for training: `GEmoClapTrainer` evaluates with `for_evaluation()`, which never crops.
-        seed: seed of the crop positions' generator.
+        seed: seed of the crop positions.
+        epoch: the training epoch, kept up to date by `GEmoClapTrainer`.
+
+    A crop's position is a hash of (seed, epoch, clip), not a draw from a stateful generator, so a run resumed from a
+    checkpoint crops exactly as the uninterrupted run did (the Trainer neither saves a collator's state nor
+    re-collates skipped batches), and the result does not depend on DataLoader workers or prefetching.
     """
 
     processor: GEmoClapProcessor
     config: GEmoClapConfig
     max_duration_s: float | None = None
     seed: int = 0
-
-    def __post_init__(self):
-        self._rng = np.random.default_rng(self.seed)
+    epoch: int = 0
 
     def for_evaluation(self) -> GEmoClapDataCollator:
         """The same collator without random cropping (evaluation sees whole clips)."""
@@ -73,18 +78,29 @@ class GEmoClapDataCollator:
             return prepare_waveform(audio["array"], audio["sampling_rate"], self.sampling_rate, audio.get("path"))
         return np.asarray(audio, dtype=np.float32)
 
-    def _crop(self, waveform: np.ndarray) -> np.ndarray:
+    def _crop(self, waveform: np.ndarray, clip_key: str) -> np.ndarray:
         if not self.max_duration_s:
             return waveform
         window = int(self.max_duration_s * self.sampling_rate)
         if len(waveform) <= window:
             return waveform
-        start = int(self._rng.integers(0, len(waveform) - window + 1))
+        digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:{clip_key}".encode(), digest_size=8).digest()
+        start = int.from_bytes(digest, "little") % (len(waveform) - window + 1)
         return waveform[start : start + window]
+
+    @staticmethod
+    def _clip_key(row: dict[str, Any], waveform: np.ndarray) -> str:
+        """What identifies a clip for its crop position: the row's id, its path, else its samples."""
+        if row.get("id") is not None:
+            return str(row["id"])
+        if isinstance(row["audio"], str):
+            return row["audio"]
+        return f"crc{zlib.crc32(np.ascontiguousarray(waveform).tobytes())}"
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         config = self.config
-        waveforms = [self._crop(self._waveform(row["audio"])) for row in rows]
+        waveforms = [self._waveform(row["audio"]) for row in rows]
+        waveforms = [self._crop(waveform, self._clip_key(row, waveform)) for row, waveform in zip(rows, waveforms)]
         names = [str(row["audio"]) if isinstance(row["audio"], str) else str(row.get("id", f"#{i}")) for i, row in enumerate(rows)]
         emotions = [self._label_id(row["emotion"], config.emotion_labels, "emotion") for row in rows]
         batch = dict(
@@ -110,6 +126,17 @@ class GEmoClapDataCollator:
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
 
+class _CollatorEpochCallback(TrainerCallback):
+    """Tell the training collator the epoch (also the resumed one), so that crops change per epoch reproducibly."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # `state.epoch` is fractional mid-epoch (resumed runs) and exactly the epoch number at epoch boundaries.
+        self.collator.epoch = int(state.epoch or 0)
+
+
 class GEmoClapTrainer(Trainer):
     """`Trainer` for `GEmoClapModel`: trains with the configured GEmo-CLAP loss, evaluates by prompt similarity.
 
@@ -126,10 +153,20 @@ class GEmoClapTrainer(Trainer):
         self.label_names = ["emotion_labels", "gender_labels"]
         if self.compute_metrics is None:
             self.compute_metrics = make_compute_metrics(config.emotion_labels, gender_names=config.gender_labels)
+        if hasattr(self.data_collator, "epoch"):
+            self.add_callback(_CollatorEpochCallback(self.data_collator))
 
     def _remove_unused_columns(self, dataset, description=None):
         # The collator needs the raw columns (audio path, emotion, gender), which are not forward() arguments.
         return dataset
+
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers >= 5 also length-groups evaluation batches under `group_by_length`, which returns
+        # `predict()` rows in a shuffled order; users pair predictions with their dataset rows, so keep its order
+        # (grouping saves little at evaluation, where nothing is cropped and batches hold no gradients).
+        if eval_dataset is None or self.args.world_size > 1:
+            return None  # several processes: accelerate shards the dataset in order
+        return torch.utils.data.SequentialSampler(eval_dataset)
 
     def get_eval_dataloader(self, eval_dataset=None):
         return self._with_collator(self.data_collator_for_evaluation, super().get_eval_dataloader, eval_dataset)

@@ -1,0 +1,119 @@
+"""The `gemo-clap` console script: synth-corpus, predict, demo and bench sub-commands.
+
+Each sub-command is a thin wrapper: the work lives in `data.synthetic`, `prediction`, `demo` and `benchmark`, which
+are imported only when their sub-command runs, so `gemo-clap --help` stays fast. Expected failures (a missing file
+or model folder, an existing different corpus) end with one `gemo-clap <command>: error: ...` line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+EXIT_USAGE_ERROR = 2
+
+
+class CommandError(Exception):
+    """An expected failure; its message (naming the problem and the fix) is printed without a traceback."""
+
+
+def _synth_corpus(args: argparse.Namespace) -> int:
+    from .data.synthetic import describe_corpus, generate_corpus
+
+    try:
+        generate_corpus(args.out_dir, seed=args.seed, utterances_per_speaker=args.utterances_per_speaker,
+                        progress=not args.quiet, overwrite=args.overwrite)
+    except FileExistsError as error:
+        raise CommandError(f"{error} (or choose another OUT_DIR)") from error
+    summary = describe_corpus(args.out_dir)
+    per_emotion = ", ".join(f"{label} {count}" for label, count in summary["per_emotion"].items())
+    per_gender = ", ".join(f"{label} {count}" for label, count in summary["per_gender"].items())
+    print(f"Synthetic corpus (seed {summary['seed']}) in {args.out_dir}/IEMOCAP_full_release: "
+          f"{summary['utterances']} utterances in the 4-class set, {summary['hours']:.2f} h, 5 sessions\n"
+          f"  emotions: {per_emotion}\n  genders:  {per_gender}\n"
+          f"Read it with load_corpus('synthetic', {str(args.out_dir)!r}) or train on it with "
+          f"--dataset synthetic --data_dir {args.out_dir}.")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .feature_extraction_gemo_clap import GEmoClapAudioError
+    from .prediction import PredictionError, check_files, format_predictions, load_classifier, predict_files
+
+    try:
+        check_files(args.files)  # before the model loads: a typo in a path fails in milliseconds
+        classifier, feature_extractor = load_classifier(args.model)
+        predictions = predict_files(classifier, feature_extractor, args.files, top_k=args.top_k)
+    except (PredictionError, GEmoClapAudioError) as error:
+        raise CommandError(str(error)) from error
+    if args.json:
+        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+    else:
+        print(format_predictions(predictions))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.output_dir, seed=args.seed, fast=args.fast)
+    return 0
+
+
+def _bench(argv: Sequence[str]) -> int:
+    from .benchmark import main as bench_main
+
+    return int(bench_main(list(argv)) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gemo-clap", description="GEmo-CLAP speech emotion recognition tools.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    synth = commands.add_parser("synth-corpus", help="write the synthetic emotional-speech corpus (IEMOCAP layout)")
+    synth.add_argument("out_dir", metavar="OUT_DIR", help="folder to write IEMOCAP_full_release/ into")
+    synth.add_argument("--seed", type=int, default=0, help="corpus seed (default 0); same seed, same corpus")
+    synth.add_argument("--utterances-per-speaker", type=int, default=120,
+                       help="utterances per speaker, 10 speakers (default 120: 1200 utterances, about 1.1 h)")
+    synth.add_argument("--overwrite", action="store_true", help="replace a different corpus already in OUT_DIR")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(handler=_synth_corpus)
+
+    predict = commands.add_parser("predict", help="classify the emotion of audio files with a trained model")
+    predict.add_argument("--model", required=True, metavar="DIR_OR_HUB_ID",
+                         help="a folder written by training (or `gemo-clap demo`), or a Hub id")
+    predict.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG: read with soundfile)")
+    predict.add_argument("--top-k", type=int, default=None, help="show only the k best emotions (default: all)")
+    predict.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
+    predict.set_defaults(handler=_predict)
+
+    demo = commands.add_parser("demo", help="the main job: synthetic corpus -> train SL-GEmo-CLAP -> held-out report")
+    demo.add_argument("--output-dir", default="gemo_clap_demo", help="where the corpus, towers and model go "
+                                                                        "(default ./gemo_clap_demo)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the corpus and the training run (default 0)")
+    demo.add_argument("--fast", action="store_true",
+                      help="a tiny corpus and a few steps, to check that everything runs (results meaningless)")
+    demo.set_defaults(handler=_demo)
+
+    # Listed for --help; its arguments are parsed by gemo_clap_hf.benchmark itself (see main()).
+    commands.add_parser("bench", help="time GEmo-CLAP against its speech encoder alone (`gemo-clap bench --help`)",
+                        add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except CommandError as error:
+        print(f"gemo-clap {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Command-line arguments of the training scripts: model, data and training dataclasses for `HfArgumentParser`.
+
+Flags or one JSON file, as in the transformers example scripts: every field carries `help`, so `--help` lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from ..data.corpora import READERS
+
+CORPORA = tuple(READERS)
+
+
+@dataclass
+class ModelArguments:
+    """Which pre-trained towers to start from and which GEmo-CLAP variant to train."""
+
+    audio_encoder: str = field(
+        default="microsoft/wavlm-base-plus",
+        metadata={"help": "Speech encoder to start from: a Hub id or a local folder (WavLM, HuBERT, wav2vec 2.0, "
+                          "data2vec-audio)."},
+    )
+    text_encoder: str = field(
+        default="roberta-base",
+        metadata={"help": "Text encoder to start from, with its tokenizer: a Hub id or a local folder (RoBERTa, "
+                          "BERT, ...)."},
+    )
+    loss_type: Literal["emo", "sl", "ml"] = field(
+        default="sl",
+        metadata={"help": "emo: Emo-CLAP (emotion targets only); sl: SL-GEmo-CLAP (soft emotion+gender targets); "
+                          "ml: ML-GEmo-CLAP (emotion loss + gender loss)."},
+    )
+    alpha_e: float = field(
+        default=0.9,
+        metadata={"help": "Weight of emotion against gender (1 - alpha_e) in the sl targets or the ml loss; unused "
+                          "by emo."},
+    )
+    projection_dim: int = field(default=512, metadata={"help": "Size of the shared audio-text embedding space."})
+    prompt_template: str = field(
+        default="{}",
+        metadata={"help": "How a label becomes the text prompt, e.g. '{}' or 'a person speaking in a {} voice'."},
+    )
+    target_normalization: Literal["sum", "softmax"] = field(
+        default="sum",
+        metadata={"help": "How a row of the label-match matrix becomes a target distribution: 'sum' (divide by "
+                          "the row sum) or 'softmax'."},
+    )
+    freeze_feature_encoder: bool = field(
+        default=True,
+        metadata={"help": "Freeze the speech encoder's CNN feature encoder (usual for wav2vec2-family fine-tuning); "
+                          "--no_freeze_feature_encoder trains it too."},
+    )
+    logit_scale_init_value: float = field(
+        default=1 / 0.07, metadata={"help": "Initial inverse temperature of both similarity directions."}
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where downloaded encoders and tokenizers are cached (default: HF cache)."}
+    )
+    model_revision: str = field(
+        default="main", metadata={"help": "Hub revision (branch, tag or commit) of both encoders."}
+    )
+
+
+@dataclass
+class DataArguments:
+    """Which corpus, which held-out fold, and how training clips are cut."""
+
+    dataset: Literal[CORPORA] = field(
+        default="iemocap",
+        metadata={"help": "Corpus layout of --data_dir; 'manifest' reads a CSV/JSONL of path, emotion, gender "
+                          "[, speaker, fold]; 'synthetic' is the embedded corpus (IEMOCAP layout)."},
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "The corpus folder in its public layout (for 'manifest': the CSV/JSONL file). Required."},
+    )
+    test_fold: str | None = field(
+        default=None,
+        metadata={"help": "Fold held out for testing: the IEMOCAP session 1-5, a manifest's fold/split value, or "
+                          "1..num_folds with --num_folds. Required."},
+    )
+    eval_fold: str | None = field(
+        default=None,
+        metadata={"help": "Fold used for evaluation during training (model selection). If unset, the test fold is "
+                          "also the evaluation set (the usual IEMOCAP practice: do not select checkpoints on it)."},
+    )
+    num_folds: int | None = field(
+        default=None,
+        metadata={"help": "Re-assign folds as speaker-grouped k-fold (each speaker in one fold), for corpora "
+                          "without sessions (RAVDESS, CREMA-D, a manifest without folds)."},
+    )
+    label_map: str | None = field(
+        default=None,
+        metadata={"help": "JSON object source label -> target label (null drops it), e.g. "
+                          "'{\"neutral\": \"neutral\", \"excited\": \"happy\", \"happy\": \"happy\"}'. Labels it "
+                          "does not list are dropped. Default: the corpus' 4-class set."},
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on a random subset of this many utterances (quick runs)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate on a random subset of this many utterances (quick runs)."}
+    )
+    max_duration_s: float | None = field(
+        default=20.0,
+        metadata={"help": "Randomly crop longer training clips to this many seconds (a new window each epoch); "
+                          "evaluation always sees whole clips."},
+    )
+    skip_bad_files: bool = field(
+        default=False,
+        metadata={"help": "Skip missing or unreadable audio files (with a count in the log) instead of failing."},
+    )
+    group_by_length: bool = field(
+        default=True,
+        metadata={"help": "Batch clips of similar length (less padding) by setting --train_sampling_strategy "
+                          "group_by_length when it was left at 'random'; --no_group_by_length keeps random order."},
+    )
+
+
+@dataclass
+class GEmoClapTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus `overwrite_output_dir`, which transformers 5 dropped but the example scripts' output
+    folder rule needs."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start from scratch in a non-empty output_dir instead of failing or resuming from its "
+                          "last checkpoint."},
+    )
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, GEmoClapTrainingArguments)
+
+
+def build_parser() -> HfArgumentParser:
+    return HfArgumentParser(ARGUMENT_CLASSES)
+
+
+def parse_arguments(
+    argv: Sequence[str] | None = None,
+) -> tuple[ModelArguments, DataArguments, GEmoClapTrainingArguments]:
+    """Flags, or a single `.json` path holding the same keys (the transformers example-script convention)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        path = Path(argv[0]).expanduser().resolve()
+        if not path.is_file():
+            parser.error(f"argument file {str(path)!r} does not exist.")
+        try:
+            json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            parser.error(f"argument file {str(path)!r} is not valid JSON: {error}.")
+        return parser.parse_json_file(json_file=str(path))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+__all__ = [
+    "ARGUMENT_CLASSES",
+    "CORPORA",
+    "DataArguments",
+    "GEmoClapTrainingArguments",
+    "ModelArguments",
+    "build_parser",
+    "parse_arguments",
+]

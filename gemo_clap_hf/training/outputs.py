@@ -1,0 +1,73 @@
+"""What a finished run leaves in output_dir (main process only), and the push to the Hub.
+
+output_dir/
+  config.json, model.safetensors, code files   the model (`save_pretrained`, safetensors)
+  preprocessor/tokenizer files                 the processor, so `pipeline(..., model=output_dir)` works
+  train_results.json, eval_results.json, all_results.json, trainer_state.json
+  confusion_matrix.png                         of the held-out fold
+  README.md                                    the model card (MODEL_CARD.md template, model-index with UAR/WAR)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..model_card import summarize_config, write_model_card
+from ..plots import save_confusion_matrix_png
+from .arguments import DataArguments, ModelArguments
+from .data_setup import DATASET_NAMES
+
+logger = logging.getLogger(__name__)
+
+CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+ENGLISH_CORPORA = ("iemocap", "ravdess", "crema_d", "msp_podcast")  # a manifest's or the synthetic corpus' is unknown
+
+
+def held_out_prefix(metrics: dict) -> str:
+    """'test' when a separate test fold was evaluated, else 'eval' (the test fold was the evaluation set)."""
+    return "test" if "test_uar" in metrics else "eval"
+
+
+def write_confusion_matrix(output_dir: str, confusion, labels, title: str) -> Path | None:
+    if confusion is None:
+        logger.warning("no confusion matrix was computed (custom compute_metrics?); skipping the image.")
+        return None
+    return save_confusion_matrix_png(confusion, labels, Path(output_dir) / CONFUSION_MATRIX_FILE, title=title)
+
+
+def write_card(output_dir: str, model, metrics: dict, model_args: ModelArguments, data_args: DataArguments,
+               protocol: str, hub_model_id: str | None, has_image: bool) -> Path:
+    """README.md model card: the variant, data, protocol and held-out metrics of this run."""
+    split = f"fold {data_args.test_fold}"
+    prefix = held_out_prefix(metrics)
+    held_out = {key: value for key, value in metrics.items() if key.startswith(f"{prefix}_")}
+    extra = {
+        "model_id": hub_model_id or str(output_dir),
+        "confusion_matrix_image": CONFUSION_MATRIX_FILE if has_image else None,
+        "language": "en" if data_args.dataset in ENGLISH_CORPORA else None,
+    }
+    return write_model_card(
+        output_dir,
+        summarize_config(model.config),
+        held_out,
+        dataset_name=DATASET_NAMES[data_args.dataset],
+        dataset_type=data_args.dataset,
+        split=split,
+        protocol=protocol,
+        base_models=[model_args.audio_encoder, model_args.text_encoder],
+        extra=extra,
+    )
+
+
+def push_final_model(trainer, token: str | None) -> None:
+    """Upload output_dir (model, processor, metrics, card; not the checkpoints) to `--hub_model_id`.
+
+    The token is handed to this call only: it never sits in the `TrainingArguments` that `save_model` pickles into
+    `training_args.bin`, so no file of output_dir (or of the upload) contains it.
+    """
+    logger.info(f"Pushing {trainer.args.output_dir} to the Hub as {trainer.args.hub_model_id or '(output_dir name)'}.")
+    trainer.push_to_hub(token=token, commit_message="GEmo-CLAP training: final model, metrics and card")
+
+
+__all__ = ["CONFUSION_MATRIX_FILE", "held_out_prefix", "push_final_model", "write_card", "write_confusion_matrix"]

@@ -1,0 +1,124 @@
+"""The GEmo-CLAP losses stay finite (with finite gradients) where contrastive losses usually break.
+
+Temperatures at and beyond their clamp, identical embeddings, a batch of one, and bf16 autocast on CPU, for
+the three loss types; first on the pure loss function, then end to end through the tiny model.
+"""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from gemo_clap_hf import GEmoClapModel, gemo_clap_loss
+from gemo_clap_hf.configuration_gemo_clap import MAX_LOGIT_SCALE
+from tiny_models import random_clip, tiny_config, tiny_processor
+
+LOSS_TYPES = ("emo", "sl", "ml")
+LOG_SCALES = (math.log(MAX_LOGIT_SCALE), 10.0, 50.0)  # at the clamp, and far beyond it
+
+
+def _loss_inputs(batch: int, identical: bool, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    rows = 1 if identical else batch
+    audio = F.normalize(torch.randn(rows, 16, generator=generator), dim=-1).expand(batch, 16).clone()
+    text = F.normalize(torch.randn(rows, 16, generator=generator), dim=-1).expand(batch, 16).clone()
+    gender_text = F.normalize(torch.randn(rows, 16, generator=generator), dim=-1).expand(batch, 16).clone()
+    emotion = torch.arange(batch) % 4
+    gender = torch.arange(batch) % 2
+    return audio.requires_grad_(), text.requires_grad_(), gender_text.requires_grad_(), emotion, gender
+
+
+def _assert_finite_loss_and_grads(loss: torch.Tensor, tensors) -> None:
+    assert torch.isfinite(loss), loss
+    loss.backward()
+    for tensor in tensors:
+        assert tensor.grad is not None and torch.isfinite(tensor.grad).all()
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+@pytest.mark.parametrize("normalization", ["sum", "softmax"])
+@pytest.mark.parametrize("log_scale", LOG_SCALES)
+@pytest.mark.parametrize("batch, identical", [(1, False), (6, True), (6, False)])
+def test_loss_is_finite_at_the_temperature_clamp(loss_type, normalization, log_scale, batch, identical):
+    audio, text, gender_text, emotion, gender = _loss_inputs(batch, identical)
+    log_scale = torch.tensor(log_scale, requires_grad=True)
+    scale = log_scale.exp().clamp(max=MAX_LOGIT_SCALE)  # as GEmoClapModel.logit_scales does
+    out = gemo_clap_loss(
+        audio, text, emotion, scale, scale, loss_type=loss_type, gender_labels=gender,
+        gender_text_embeds=gender_text, target_normalization=normalization,
+    )
+    tensors = [audio, text, log_scale] + ([gender_text] if loss_type == "ml" else [])
+    _assert_finite_loss_and_grads(out.loss, tensors)
+
+
+def test_a_batch_of_one_has_zero_loss():
+    audio, text, gender_text, emotion, gender = _loss_inputs(1, identical=False)
+    scale = torch.tensor(MAX_LOGIT_SCALE)
+    for loss_type in LOSS_TYPES:
+        out = gemo_clap_loss(audio, text, emotion, scale, scale, loss_type=loss_type, gender_labels=gender,
+                             gender_text_embeds=gender_text)
+        assert out.loss.item() == pytest.approx(0.0, abs=1e-6)  # one clip: the target and the softmax are both [1]
+
+
+@pytest.fixture(scope="module")
+def processor(tmp_path_factory):
+    return tiny_processor(tmp_path_factory.mktemp("tok"))
+
+
+def _batch(processor, config, clips):
+    """Model inputs with labels for `clips`, as GEmoClapDataCollator builds them."""
+    emotion = torch.arange(len(clips)) % len(config.emotion_labels)
+    gender = torch.arange(len(clips)) % len(config.gender_labels)
+    inputs = processor(audio=clips, text=config.prompts([config.emotion_labels[i] for i in emotion]),
+                       sampling_rate=16000, return_tensors="pt")
+    gender_prompts = processor(text=config.prompts([config.gender_labels[i] for i in gender]), return_tensors="pt")
+    return dict(inputs, emotion_labels=emotion, gender_labels=gender,
+                gender_input_ids=gender_prompts["input_ids"], gender_attention_mask=gender_prompts["attention_mask"])
+
+
+def _train_step(model, batch, autocast: bool) -> torch.Tensor:
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        loss = model(**batch, return_loss=True).loss
+    assert torch.isfinite(loss), loss
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    return loss
+
+
+CLIP_SETS = {
+    "distinct": lambda: [random_clip(0.6, seed=s) for s in range(4)],
+    "identical": lambda: [random_clip(0.6, seed=1)] * 4,
+    "silent": lambda: [random_clip(0.6, seed=1) * 0.0] * 2,
+    "one": lambda: [random_clip(0.6, seed=2)],
+}
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_model_loss_and_gradients_are_finite_at_the_clamp(processor, loss_type):
+    torch.manual_seed(0)
+    model = GEmoClapModel(tiny_config(loss_type=loss_type)).train()
+    for clips in CLIP_SETS.values():
+        batch = _batch(processor, model.config, clips())
+        for log_scale in LOG_SCALES[:2]:
+            with torch.no_grad():
+                model.logit_scale_audio.fill_(log_scale)
+                model.logit_scale_text.fill_(log_scale)
+            _train_step(model, batch, autocast=False)
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_bf16_autocast_forward_and_backward_are_finite(processor, loss_type):
+    torch.manual_seed(0)
+    model = GEmoClapModel(tiny_config(loss_type=loss_type)).train()
+    batch = _batch(processor, model.config, CLIP_SETS["distinct"]())
+    full = _train_step(model, batch, autocast=False)
+    half = _train_step(model, batch, autocast=True)
+    assert half.dtype == torch.float32  # the loss itself is computed in float32 under autocast
+    assert half.item() == pytest.approx(full.item(), rel=0.1, abs=0.05)
+    with torch.no_grad():
+        model.logit_scale_audio.fill_(10.0)
+        model.logit_scale_text.fill_(10.0)
+    _train_step(model, _batch(processor, model.config, CLIP_SETS["identical"]()), autocast=True)

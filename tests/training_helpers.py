@@ -1,0 +1,64 @@
+"""Shared by the training-script tests: tiny towers, a fixture corpus, the quick-run flags, and script runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from corpus_fixtures import make_iemocap_tree
+from gemo_clap_hf.random_towers import save_random_towers
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN_SCRIPT = REPO / "training_scripts" / "train_gemo_clap.py"
+CV_SCRIPT = REPO / "training_scripts" / "cross_validate.py"
+
+
+def make_training_inputs(root: Path, sessions=(1, 2), seconds: float = 0.6) -> dict:
+    """Tiny random towers and an IEMOCAP-layout corpus (2 speakers × 4 utterances per session) under `root`."""
+    audio, text = save_random_towers(Path(root) / "towers", size="tiny")
+    corpus = make_iemocap_tree(Path(root) / "corpus", sessions=sessions, utterances_per_speaker=4, seconds=seconds)
+    return {"audio": str(audio), "text": str(text), "corpus": str(corpus)}
+
+
+def quick_flags(inputs: dict, output_dir, **overrides) -> list[str]:
+    """The flags of a few-step CPU run; `overrides` replace or add flags (value None drops one)."""
+    flags = {
+        "dataset": "iemocap", "data_dir": inputs["corpus"], "audio_encoder": inputs["audio"],
+        "text_encoder": inputs["text"], "test_fold": "2", "output_dir": str(output_dir), "projection_dim": "16",
+        "max_steps": "2", "per_device_train_batch_size": "4", "per_device_eval_batch_size": "4",
+        "max_duration_s": "0.5", "learning_rate": "1e-3", "report_to": "none", "save_strategy": "no",
+        "logging_steps": "1", "use_cpu": True, "seed": "0", "disable_tqdm": "True",
+    }
+    flags.update(overrides)
+    argv = []
+    for key, value in flags.items():
+        if value is None:
+            continue
+        argv += [f"--{key}"] if value is True else [f"--{key}", str(value)]
+    return argv
+
+
+def script_env(**extra) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env.update(extra)
+    return env
+
+
+def start_script(script: Path, argv: list[str], **env) -> subprocess.Popen:
+    """Start a script as a user runs it (stdout and stderr captured)."""
+    return subprocess.Popen([sys.executable, str(script), *argv], cwd=REPO, env=script_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_script(script: Path, argv: list[str], timeout: float = 300, **env) -> subprocess.CompletedProcess:
+    process = start_script(script, argv, **env)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def describe(result: subprocess.CompletedProcess) -> str:
+    """The end of a run's output, for assertion messages."""
+    return f"exit {result.returncode}\n--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}"
