@@ -38,7 +38,7 @@ class DemoSettings:
     clips_shown: int = 8
 
 
-# Tuned on the shared 2-core CPU machine (see docs/demo.md for the measured time and UAR).
+# Tuned on the shared 2-core CPU machine (README, "The main job", gives the measured time and UAR).
 DEMO = DemoSettings(utterances_per_speaker=120, tower_size="small", projection_dim=64, learning_rate=1e-3,
                     num_train_epochs=8, batch_size=16, max_duration_s=2.0)
 FAST = DemoSettings(utterances_per_speaker=4, tower_size="tiny", projection_dim=16, learning_rate=1e-3,
@@ -75,13 +75,14 @@ def training_arguments(settings: DemoSettings, model_dir: Path, seed: int):
     )
 
 
-def model_arguments(settings: DemoSettings, towers_dir: Path, seed: int):
-    """Write the random towers and name them as the run's encoders; SL-GEmo-CLAP, the whole model trained."""
+def model_arguments(settings: DemoSettings, towers_dir: Path, seed: int, loss_type: str = "sl"):
+    """Write the random towers and name them as the run's encoders; SL-GEmo-CLAP by default, the whole model
+    trained."""
     from .training import ModelArguments
 
     audio_dir, text_dir = save_random_towers(towers_dir, size=settings.tower_size, seed=seed)
     # A randomly initialised CNN has learned nothing worth freezing: the demo trains the whole speech encoder.
-    return ModelArguments(audio_encoder=str(audio_dir), text_encoder=str(text_dir), loss_type="sl",
+    return ModelArguments(audio_encoder=str(audio_dir), text_encoder=str(text_dir), loss_type=loss_type,
                           projection_dim=settings.projection_dim, freeze_feature_encoder=False)
 
 

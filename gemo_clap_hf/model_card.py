@@ -3,7 +3,8 @@
 The YAML front matter (tags, base models, the `model-index` with UAR/WAR) is built by `huggingface_hub.ModelCardData`
 and `EvalResult`, so the Hub reads it as it reads any other card; the prose comes from the `string.Template` in
 `gemo_clap_hf/templates/MODEL_CARD.md`, a packaged copy of the repository's root `MODEL_CARD.md`.
-Nothing here reads the environment or talks to the Hub: rendering is a pure function of its arguments.
+Nothing here reads the environment or talks to the Hub: rendering is a function of its arguments (and of whether a
+base model names a local folder: such encoders are named in the text but left out of the `base_model` metadata).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 
 TAGS = ["audio-classification", "speech-emotion-recognition", "gemo-clap", "contrastive-learning"]
@@ -122,6 +125,20 @@ def _extra(extra: dict | None) -> dict:
     return {**EXTRA_DEFAULTS, **(extra or {})}
 
 
+def hub_model_ids(names: Sequence[str]) -> list[str]:
+    """The names that are Hub model ids: local folders and paths are left out, as transformers' own cards do, because
+    the Hub refuses a README whose `base_model` is not a model id (a push would fail after the whole training run)."""
+    ids = []
+    for name in names:
+        try:
+            validate_repo_id(str(name))
+        except HFValidationError:
+            continue
+        if not os.path.isdir(name):
+            ids.append(str(name))
+    return ids
+
+
 def _card_data(model_name, scores, dataset_name, dataset_type, split, base_models, options) -> ModelCardData:
     """Hub metadata with a `model-index` holding UAR and WAR in %."""
     results = [
@@ -146,7 +163,7 @@ def _card_data(model_name, scores, dataset_name, dataset_type, split, base_model
         tags=list(TAGS),
         datasets=options["datasets"] or [dataset_type],
         metrics=["uar", "war"],
-        base_model=list(base_models) or None,
+        base_model=hub_model_ids(base_models) or None,
         eval_results=results,
     )
 

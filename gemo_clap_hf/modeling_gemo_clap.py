@@ -6,6 +6,7 @@ Travels with saved models (`trust_remote_code`): imports only torch, transformer
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, SequenceClassifierOutput
+from transformers.utils import WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 from .configuration_gemo_clap import MAX_LOGIT_SCALE, GEmoClapConfig
 from .loss_gemo_clap import gather_across_processes, gemo_clap_loss
@@ -45,6 +47,17 @@ class GEmoClapProjection(nn.Module):
         return self.dense_out(self.activation(self.dense_in(hidden)))
 
 
+def _safetensors_only_message(name_or_path, subfolder: str | None, error: OSError) -> str:
+    """Why loading stopped and the fix, when no safetensors weights were found (transformers' error says neither)."""
+    folder = os.path.join(str(name_or_path), subfolder or "")
+    pickles = [name for name in (WEIGHTS_NAME, WEIGHTS_INDEX_NAME) if os.path.isfile(os.path.join(folder, name))]
+    found = (f"{folder!r} holds only pickle weights ({', '.join(pickles)})" if pickles
+             else f"no safetensors weights were found for {str(name_or_path)!r} ({error})")
+    return (f"{found}. GEmo-CLAP loads weights from safetensors only, because unpickling a file can run arbitrary "
+            "code. If you trust the file's source, load it once with use_safetensors=False and re-save it with "
+            "save_pretrained (which writes model.safetensors); otherwise check the path or repository id.")
+
+
 class GEmoClapPreTrainedModel(PreTrainedModel):
     config_class = GEmoClapConfig
     config: GEmoClapConfig
@@ -62,8 +75,15 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
         GEmo-CLAP checkpoints are always saved as safetensors, so a pickle file in their place is refused instead
         of unpickled (`use_safetensors=False` lifts this for checkpoints you trust).
         """
+        defaulted = "use_safetensors" not in kwargs
         kwargs.setdefault("use_safetensors", True)
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except OSError as error:
+            if not defaulted or "safetensors" not in str(error):
+                raise
+            raise OSError(_safetensors_only_message(pretrained_model_name_or_path, kwargs.get("subfolder"),
+                                                    error)) from error
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, with both model classes in `auto_map`.

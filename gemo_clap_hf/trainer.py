@@ -33,7 +33,8 @@ class GEmoClapDataCollator:
 
     Args:
         processor: the model's processor (feature extractor + tokenizer).
-        config: the model config, for the label sets, the prompt template and the loss type.
+        config: the model config, for the label sets, the prompt template and the loss type. May be left out
+            when the collator is given to `GEmoClapTrainer`, which fills in its model's config.
         max_duration_s: random crop of longer clips to this length (a fresh window per epoch); `None` keeps them.
             Used only for training: `GEmoClapTrainer` evaluates with `for_evaluation()`, which never crops.
         seed: seed of the crop positions.
@@ -45,7 +46,7 @@ class GEmoClapDataCollator:
     """
 
     processor: GEmoClapProcessor
-    config: GEmoClapConfig
+    config: GEmoClapConfig | None = None
     max_duration_s: float | None = None
     seed: int = 0
     epoch: int = 0
@@ -99,6 +100,9 @@ class GEmoClapDataCollator:
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         config = self.config
+        if config is None:
+            raise ValueError("GEmoClapDataCollator has no model config: pass `config=model.config`, or hand the "
+                             "collator to GEmoClapTrainer, which fills it in.")
         waveforms = [self._waveform(row["audio"]) for row in rows]
         waveforms = [self._crop(waveform, self._clip_key(row, waveform)) for row, waveform in zip(rows, waveforms)]
         names = [str(row["audio"]) if isinstance(row["audio"], str) else str(row.get("id", f"#{i}")) for i, row in enumerate(rows)]
@@ -153,6 +157,8 @@ class GEmoClapTrainer(Trainer):
         self.label_names = ["emotion_labels", "gender_labels"]
         if self.compute_metrics is None:
             self.compute_metrics = make_compute_metrics(config.emotion_labels, gender_names=config.gender_labels)
+        if isinstance(self.data_collator, GEmoClapDataCollator) and self.data_collator.config is None:
+            self.data_collator.config = config  # `GEmoClapDataCollator(processor)`: labels come from the model
         if hasattr(self.data_collator, "epoch"):
             self.add_callback(_CollatorEpochCallback(self.data_collator))
 

@@ -60,9 +60,12 @@ def test_corpora_without_sessions_get_speaker_grouped_folds(tmp_path):
     assert shared.num_folds == 5 and folds == ["1", "2", "3", "4", "5"]
 
 
-def test_single_run_flags_are_refused(tmp_path):
-    model_args, data_args, training_args = parse_arguments(["--test_fold", "1", "--output_dir", str(tmp_path)])
-    with pytest.raises(TrainingInputError, match="drop --test_fold"):
+@pytest.mark.parametrize("flags, message", [(["--test_fold", "1"], "drop --test_fold"),
+                                            (["--eval_fold", "2"], "drop --test_fold/--eval_fold"),
+                                            (["--push_to_hub"], "drop --push_to_hub")])
+def test_single_run_flags_are_refused(tmp_path, flags, message):
+    model_args, data_args, training_args = parse_arguments([*flags, "--output_dir", str(tmp_path)])
+    with pytest.raises(TrainingInputError, match=message):
         run_cross_validation(model_args, data_args, training_args)
 
 

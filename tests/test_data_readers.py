@@ -200,6 +200,17 @@ def test_manifest_csv_and_jsonl(tmp_path, name):
     assert load_corpus("manifest", manifest, labels=["neutral", "sad"])["emotion"] == ["neutral", "sad"]
 
 
+@pytest.mark.parametrize("name", ["manifest.csv", "manifest.jsonl"])
+def test_manifest_fold_column_is_the_fold_and_split_fills_its_blanks(tmp_path, name):
+    rows = [{"path": "a.wav", "emotion": "sad", "gender": "f", "speaker": "s1", "fold": 1, "split": "train"},
+            {"path": "b.wav", "emotion": "sad", "gender": "m", "speaker": "s2", "fold": 2, "split": "train"},
+            {"path": "c.wav", "emotion": "sad", "gender": "m", "speaker": "s3", "fold": "", "split": "test"}]
+    dataset = load_corpus("manifest", make_manifest(tmp_path / name, rows))
+    assert dataset["fold"] == ["1", "2", "test"]
+    train, test = split_by_fold(dataset, 2)
+    assert test["id"] == ["b.wav"] and train["id"] == ["a.wav", "c.wav"]
+
+
 def test_manifest_missing_columns_are_listed(tmp_path):
     manifest = make_manifest(tmp_path / "m.csv", [{"path": "a.wav", "label": "sad"}])
     with pytest.raises(ValueError, match=r"lacks the required columns \['emotion', 'gender'\].*\['path', 'emotion'"):

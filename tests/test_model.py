@@ -1,11 +1,13 @@
 """GEmoClapModel / GEmoClapForAudioClassification on tiny random towers: round trips, towers, gradients, padding."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, AutoModelForAudioClassification, AutoProcessor
+from transformers import AutoModel, AutoModelForAudioClassification, AutoProcessor, pipeline
 
-from gemo_clap_hf import GEmoClapForAudioClassification, GEmoClapModel, GEmoClapProcessor
+from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapForAudioClassification, GEmoClapModel, GEmoClapProcessor
 from tiny_models import (
     make_bert_tokenizer,
     make_roberta_tokenizer,
@@ -48,6 +50,22 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
         before, after = model(**inputs), loaded(**inputs)
     for field in ("loss", "logits_per_audio", "logits_per_text", "audio_embeds", "text_embeds"):
         torch.testing.assert_close(getattr(before, field), getattr(after, field), rtol=0, atol=0)
+
+
+def test_processor_settings_survive_the_round_trip(tmp_path):
+    """Non-default feature-extractor settings come back from disk (defaults would hide a dropped field)."""
+    tokenizer = tiny_processor(tmp_path / "src").tokenizer
+    extractor = GEmoClapFeatureExtractor(do_normalize=False, min_length=800, max_length_s=1.0, pad_short_clips=False)
+    GEmoClapProcessor(extractor, tokenizer).save_pretrained(tmp_path / "ckpt")
+    loaded = AutoProcessor.from_pretrained(tmp_path / "ckpt")
+    assert isinstance(loaded, GEmoClapProcessor) and isinstance(loaded.feature_extractor, GEmoClapFeatureExtractor)
+    assert loaded.feature_extractor.to_dict() == extractor.to_dict()
+    clip = random_clip(2.5, seed=3)  # three 1 s windows
+    original = GEmoClapProcessor(extractor, tokenizer)(audio=clip, text="sad", sampling_rate=16000, return_tensors="pt")
+    reloaded = loaded(audio=clip, text="sad", sampling_rate=16000, return_tensors="pt")
+    assert original.keys() == reloaded.keys() and original["clip_index"].tolist() == [0, 0, 0]
+    for key in original:
+        torch.testing.assert_close(reloaded[key], original[key], rtol=0, atol=0)
 
 
 def test_embeddings_are_normalised_and_logits_are_scaled_similarities(tiny_checkpoint):
@@ -178,21 +196,48 @@ def test_classification_logits_follow_id2label_and_match_the_dual_encoder(tiny_c
     torch.testing.assert_close(logits, expected)
 
 
-def test_one_checkpoint_serves_every_entry_point_both_ways(tmp_path, tiny_checkpoint):
+ENTRY_POINTS = (GEmoClapModel, GEmoClapForAudioClassification, AutoModel, AutoModelForAudioClassification)
+PIPELINE_TASKS = ("audio-classification", "zero-shot-audio-classification")
+SAVING_CLASSES = ("GEmoClapModel", "GEmoClapForAudioClassification")
+
+
+def _dual(model):
+    """The dual encoder inside whatever an entry point returned (the classifier wraps one)."""
+    return model.gemo_clap if isinstance(model, GEmoClapForAudioClassification) else model
+
+
+@pytest.fixture(scope="module")
+def folders_saved_by(tiny_checkpoint, tmp_path_factory):
+    """The same weights saved once by each model class, each folder with its processor."""
+    from_classifier = tmp_path_factory.mktemp("saved_by_classifier")
+    GEmoClapForAudioClassification.from_pretrained(tiny_checkpoint).save_pretrained(from_classifier)
+    AutoProcessor.from_pretrained(tiny_checkpoint).save_pretrained(from_classifier)
+    return {"GEmoClapModel": tiny_checkpoint, "GEmoClapForAudioClassification": from_classifier}
+
+
+@pytest.mark.parametrize("saved_by", SAVING_CLASSES)
+def test_one_checkpoint_serves_every_entry_point_both_ways(folders_saved_by, tiny_checkpoint, saved_by):
+    """Whichever class saved it, every loader and both pipelines get the same weights and audio embeddings."""
+    folder = folders_saved_by[saved_by]
+    auto_map = json.loads((folder / "config.json").read_text())["auto_map"]  # for trust_remote_code users
+    assert auto_map["AutoModel"].endswith(".GEmoClapModel")
+    assert auto_map["AutoModelForAudioClassification"].endswith(".GEmoClapForAudioClassification")
+
+    reference = GEmoClapModel.from_pretrained(tiny_checkpoint).eval()
     clip = torch.tensor(random_clip(0.9, seed=6))[None]
-    reference = GEmoClapModel.from_pretrained(tiny_checkpoint).eval().get_audio_features(clip)
-    for loader in (GEmoClapForAudioClassification, AutoModelForAudioClassification):
-        classifier = loader.from_pretrained(tiny_checkpoint).eval()
-        assert isinstance(classifier, GEmoClapForAudioClassification)
-        torch.testing.assert_close(classifier.gemo_clap.get_audio_features(clip), reference, rtol=0, atol=0)
-    # ...and the reverse: a folder saved from the classifier loads as the dual encoder.
-    classifier.save_pretrained(tmp_path / "from_classifier")
-    AutoProcessor.from_pretrained(tiny_checkpoint).save_pretrained(tmp_path / "from_classifier")
-    dual = AutoModel.from_pretrained(tmp_path / "from_classifier").eval()
-    assert isinstance(dual, GEmoClapModel)
-    torch.testing.assert_close(dual.get_audio_features(clip), reference, rtol=0, atol=0)
-    for name, tensor in GEmoClapModel.from_pretrained(tiny_checkpoint).state_dict().items():
-        torch.testing.assert_close(dual.state_dict()[name], tensor, rtol=0, atol=0)
+    with torch.no_grad():
+        expected = reference.get_audio_features(clip)
+    loaded = {loader.__name__: loader.from_pretrained(folder) for loader in ENTRY_POINTS}
+    loaded.update({task: pipeline(task, model=str(folder)).model for task in PIPELINE_TASKS})
+    expected_class = {"GEmoClapModel": GEmoClapModel, "AutoModel": GEmoClapModel,
+                      "zero-shot-audio-classification": GEmoClapModel}
+    for name, model in loaded.items():
+        assert type(model) is expected_class.get(name, GEmoClapForAudioClassification), name
+        dual = _dual(model).eval()
+        for key, tensor in reference.state_dict().items():
+            torch.testing.assert_close(dual.state_dict()[key], tensor, rtol=0, atol=0, msg=f"{name}: {key}")
+        with torch.no_grad():
+            torch.testing.assert_close(dual.get_audio_features(clip), expected, rtol=0, atol=0, msg=name)
 
 
 def test_label_cache_is_rebuilt_when_text_weights_change(tiny_checkpoint):
@@ -232,9 +277,17 @@ def test_pickle_weights_are_refused_unless_explicitly_allowed(tmp_path, tiny_che
     model = GEmoClapModel.from_pretrained(folder)
     (folder / "model.safetensors").unlink()
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
-    with pytest.raises(OSError, match="safetensors"):
+    refused = (r"holds only pickle weights \(pytorch_model\.bin\)\. GEmo-CLAP loads weights from safetensors only"
+               r".*use_safetensors=False")
+    with pytest.raises(OSError, match=refused):
         GEmoClapModel.from_pretrained(folder)
-    with pytest.raises(OSError, match="safetensors"):
+    with pytest.raises(OSError, match=refused):
         AutoModelForAudioClassification.from_pretrained(folder)
+    with pytest.raises(ValueError, match=refused):  # the pipeline wraps the loader's error but keeps its message
+        pipeline("audio-classification", model=str(folder))
+    (folder / "pytorch_model.bin").rename(tmp_path / "elsewhere.bin")
+    with pytest.raises(OSError, match=r"no safetensors weights were found for .*pickled.*check the path"):
+        GEmoClapModel.from_pretrained(folder)
+    (tmp_path / "elsewhere.bin").rename(folder / "pytorch_model.bin")
     trusted = GEmoClapModel.from_pretrained(folder, use_safetensors=False)
     torch.testing.assert_close(trusted.logit_scale_audio, model.logit_scale_audio)

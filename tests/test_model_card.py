@@ -131,6 +131,26 @@ def test_write_model_card_writes_a_loadable_readme(metrics, tmp_path):
     assert "non-linguistic" in card.text
 
 
+def test_local_encoder_folders_are_named_in_the_text_but_left_out_of_the_metadata(metrics, tmp_path, monkeypatch):
+    """The Hub refuses a README whose base_model is not a model id, so a push after training on local towers would
+    fail; the settings table still says which folders the model started from."""
+    (tmp_path / "towers" / "audio").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    for audio in ("towers/audio", str(tmp_path / "towers" / "audio")):  # relative (id-shaped) and absolute
+        card = ModelCard(render_model_card(config_summary(), metrics, "IEMOCAP", "iemocap", "session5", "LOSO",
+                                           [audio, "FacebookAI/roberta-base"]))
+        assert card.data.base_model == ["FacebookAI/roberta-base"], audio
+        assert f"| Audio encoder | {audio} |" in card.text and "| Text encoder | FacebookAI/roberta-base |" in card.text
+
+
+def test_card_has_every_section_a_model_user_needs(metrics):
+    text = ModelCard(render(metrics)).text
+    for heading in ("## Model description", "## Intended use", "## Labels and prompt wording", "## Training data",
+                    "## Evaluation protocol", "## Results", "## Gender attribute: role and risks", "## Limitations",
+                    "## How to use", "## Citation"):
+        assert f"\n{heading}\n" in text, heading
+
+
 def test_summarize_config_reads_the_config_fields():
     class Config:  # stands in for GEmoClapConfig: only the attributes matter
         def __init__(self):

@@ -6,7 +6,7 @@ import soundfile
 import torch
 from transformers import AutoModelForAudioClassification, AutoProcessor, pipeline
 
-import gemo_clap_hf  # noqa: F401  (registers the model and the pipelines)
+from gemo_clap_hf import GEmoClapModel  # registers the model and the pipelines
 from tiny_models import random_clip
 
 LABELS = {"neutral", "happy", "sad", "angry"}
@@ -19,6 +19,7 @@ def classifier(tiny_checkpoint):
 
 def test_numpy_array_gives_emotion_labels_with_probabilities(classifier):
     result = classifier(random_clip(1.2))
+    assert all(set(item) == {"label", "score"} for item in result)
     assert [item["label"] for item in result if item["label"] not in LABELS] == []
     assert len(result) == 4
     assert sum(item["score"] for item in result) == pytest.approx(1.0, abs=1e-5)
@@ -31,7 +32,7 @@ def test_dict_input_at_other_rates_is_resampled(classifier, tiny_checkpoint, rat
     t = np.arange(rate) / rate
     clip = np.interp(t, np.arange(len(clip16)) / 16000, clip16).astype(np.float32)
     result = classifier({"array": clip, "sampling_rate": rate}, top_k=1)
-    assert len(result) == 1 and result[0]["label"] in LABELS
+    assert len(result) == 1 and set(result[0]) == {"label", "score"} and result[0]["label"] in LABELS
 
     # Same answer as resampling ourselves (librosa) and passing the 16 kHz array.
     import librosa
@@ -67,6 +68,17 @@ def test_wav_path_and_stereo_input_are_decoded_without_ffmpeg(classifier, tmp_pa
 def test_zero_shot_pipeline_with_candidate_labels(tiny_checkpoint):
     zero_shot = pipeline("zero-shot-audio-classification", model=str(tiny_checkpoint))
     labels = ["happy", "sad", "angry"]
-    result = zero_shot(random_clip(1.0), candidate_labels=labels, hypothesis_template="{}")
+    clip = random_clip(1.0)
+    result = zero_shot(clip, candidate_labels=labels, hypothesis_template="{}")
     assert sorted(item["label"] for item in result) == sorted(labels)
     assert sum(item["score"] for item in result) == pytest.approx(1.0, abs=1e-5)
+
+    # The scores are the softmax of the dual encoder's similarities to the bare label words ("{}" adds none).
+    model = GEmoClapModel.from_pretrained(tiny_checkpoint).eval()
+    inputs = AutoProcessor.from_pretrained(tiny_checkpoint)(audio=clip, text=labels, sampling_rate=16000,
+                                                            return_tensors="pt")
+    with torch.no_grad():
+        probs = model(**inputs).logits_per_audio.softmax(-1)[0]
+    scores = {item["label"]: item["score"] for item in result}
+    for label, prob in zip(labels, probs.tolist()):
+        assert scores[label] == pytest.approx(prob, abs=1e-6), label

@@ -83,3 +83,20 @@ def test_trainer_trains_and_evaluates_with_ser_metrics(corpus, processor, tmp_pa
     np.testing.assert_array_equal(predictions.predictions.argmax(-1), expected.numpy())
     war = float((expected == batch["emotion_labels"]).float().mean())
     assert predictions.metrics["test_war"] == pytest.approx(war)
+
+
+def test_collator_built_from_the_processor_alone_takes_the_trainers_model_config(corpus, processor, tmp_path):
+    """DESIGN's `GEmoClapDataCollator(processor)`: the Trainer supplies the label sets of the model it trains."""
+    config = tiny_config(loss_type="ml", emotion_labels=("angry", "sad", "happy", "neutral"))
+    collator = GEmoClapDataCollator(processor)
+    with pytest.raises(ValueError, match="no model config"):
+        collator([corpus[0]])
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=1, report_to=[],
+                             save_strategy="no", use_cpu=True)
+    trainer = GEmoClapTrainer(model=GEmoClapModel(config), args=args, train_dataset=corpus, data_collator=collator,
+                              processing_class=processor)
+    assert collator.config is config
+    batch = collator([corpus[i] for i in range(4)])
+    assert batch["emotion_labels"].tolist() == [config.label2id[corpus[i]["emotion"]] for i in range(4)]
+    assert "gender_input_ids" in batch
+    trainer.train()

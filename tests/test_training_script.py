@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from unittest import mock
 
@@ -13,6 +14,7 @@ from safetensors.torch import load_file
 
 import gemo_clap_hf  # noqa: F401  (registers the model and the pipelines)
 from corpus_fixtures import make_manifest
+from gemo_clap_hf.data import load_corpus
 from gemo_clap_hf.training import build_parser, parse_arguments, run_training
 from tiny_models import random_clip
 from training_helpers import TRAIN_SCRIPT, describe, make_training_inputs, quick_flags, run_script, start_script
@@ -57,6 +59,18 @@ def test_model_card_has_model_index_with_held_out_metrics(trained):
     assert results["uar"].dataset_type == "iemocap" and results["uar"].dataset_split == "fold 2"
     assert "leave-one-session-out with session 2 held out" in card.text
     assert "confusion_matrix.png" in card.text
+
+
+def test_model_card_counts_the_training_data(trained, inputs):
+    """The card's "Training data" section says what the run trained on: session 1, counted here from the corpus."""
+    train = load_corpus("iemocap", inputs["corpus"]).filter(lambda row: row["fold"] == "1")
+    text = ModelCard.load(trained / "README.md").text
+    section = text.split("\n## Training data\n", 1)[1].split("\n## ", 1)[0]
+    assert f"IEMOCAP, fold 1: {len(train)} utterances" in section
+    assert f"from {len(set(train['speaker']))} speakers" in section
+    for column in ("gender", "emotion"):
+        for value, count in Counter(train[column]).items():
+            assert f"{value} {count}" in section, (value, section)
 
 
 def test_saved_folder_classifies_with_the_audio_classification_pipeline(trained):
@@ -183,3 +197,26 @@ def test_push_to_hub_uploads_output_dir_with_our_card_and_never_writes_the_token
     # The model still trains and saves normally (safetensors).
     assert load_file(output_dir / "model.safetensors")
     assert np.isfinite(json.loads((output_dir / "all_results.json").read_text())["eval_uar"])
+
+
+def test_hub_tokens_from_the_flag_and_the_environment_never_reach_the_output_or_any_file(inputs, tmp_path):
+    """The script run as users run it (only the Hub client mocked), with --hub_token and HF_TOKEN both set: neither
+    token is printed, logged, or written to any file of output_dir (checkpoints and training_args.bin included)."""
+    flag_token, env_token = "hf_FLAGfake0123456789abcdefghijklmn", "hf_ENVfake0123456789abcdefghijklmno"
+    output_dir, record = tmp_path / "pushed", tmp_path / "hub_calls.json"
+    argv = quick_flags(inputs, output_dir, push_to_hub=True, hub_model_id="someone/sl-gemo-clap",
+                       hub_token=flag_token, save_strategy="steps", save_steps="1")
+    result = run_script(TRAIN_SCRIPT, argv, harness=True, GEMO_TEST_HUB_RECORD=str(record), HF_TOKEN=env_token)
+    assert result.returncode == 0, describe(result)
+    upload = json.loads(record.read_text())["upload_folder"]
+    assert len(upload) == 1 and upload[0]["kwargs"]["token"] == flag_token  # the token did reach the upload
+    assert upload[0]["kwargs"]["repo_id"] == "someone/sl-gemo-clap"
+
+    files = [path for path in output_dir.rglob("*") if path.is_file()]
+    names = {str(path.relative_to(output_dir)) for path in files}
+    assert {"training_args.bin", "all_results.json", "README.md", "checkpoint-1/training_args.bin",
+            "checkpoint-2/trainer_state.json"} <= names
+    for token in (flag_token, env_token):
+        assert token not in result.stdout and token not in result.stderr
+        leaking = [str(path.relative_to(output_dir)) for path in files if token.encode() in path.read_bytes()]
+        assert not leaking, f"the token is written to {leaking}"

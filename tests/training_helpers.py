@@ -13,6 +13,7 @@ from gemo_clap_hf.random_towers import save_random_towers
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = REPO / "training_scripts" / "train_gemo_clap.py"
 CV_SCRIPT = REPO / "training_scripts" / "cross_validate.py"
+HARNESS = REPO / "tests" / "script_harness.py"
 
 
 def make_training_inputs(root: Path, sessions=(1, 2), seconds: float = 0.6) -> dict:
@@ -47,14 +48,24 @@ def script_env(**extra) -> dict:
     return env
 
 
-def start_script(script: Path, argv: list[str], **env) -> subprocess.Popen:
-    """Start a script as a user runs it (stdout and stderr captured)."""
-    return subprocess.Popen([sys.executable, str(script), *argv], cwd=REPO, env=script_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_script(script: Path, argv: list[str], log: Path | None = None, harness: bool = False,
+                 **env) -> subprocess.Popen:
+    """Start a script as a user runs it, or through `script_harness.py` (its test hooks set by `env`).
+
+    stdout and stderr are captured, or both written to `log` (for runs that are killed rather than awaited, whose
+    output must not fill a pipe nobody reads).
+    """
+    command = [sys.executable, *([str(HARNESS)] if harness else []), str(script), *argv]
+    if log is None:
+        return subprocess.Popen(command, cwd=REPO, env=script_env(**env), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    with open(log, "w") as handle:
+        return subprocess.Popen(command, cwd=REPO, env=script_env(**env), stdout=handle, stderr=subprocess.STDOUT)
 
 
-def run_script(script: Path, argv: list[str], timeout: float = 300, **env) -> subprocess.CompletedProcess:
-    process = start_script(script, argv, **env)
+def run_script(script: Path, argv: list[str], timeout: float = 300, harness: bool = False,
+               **env) -> subprocess.CompletedProcess:
+    process = start_script(script, argv, harness=harness, **env)
     stdout, stderr = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 

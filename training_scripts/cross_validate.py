@@ -10,17 +10,12 @@ corpora without sessions. Writes output_dir/fold_<k>/ per fold and output_dir/cv
 
 import sys
 
-from gemo_clap_hf.training import TrainingInputError, parse_arguments, run_cross_validation
+from gemo_clap_hf.training import run_cross_validation
+from gemo_clap_hf.training.script import script_main
 
 
 def main(argv=None) -> int:
-    model_args, data_args, training_args = parse_arguments(argv)
-    try:
-        run_cross_validation(model_args, data_args, training_args)
-    except TrainingInputError as error:
-        print(f"cross_validate.py: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return script_main(run_cross_validation, "cross_validate.py", argv)
 
 
 if __name__ == "__main__":

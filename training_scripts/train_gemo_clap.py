@@ -11,17 +11,12 @@ The logic lives in `gemo_clap_hf.training`; see docs/training.md.
 
 import sys
 
-from gemo_clap_hf.training import TrainingInputError, parse_arguments, run_training
+from gemo_clap_hf.training import run_training
+from gemo_clap_hf.training.script import script_main
 
 
 def main(argv=None) -> int:
-    model_args, data_args, training_args = parse_arguments(argv)
-    try:
-        run_training(model_args, data_args, training_args)
-    except TrainingInputError as error:
-        print(f"train_gemo_clap.py: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return script_main(run_training, "train_gemo_clap.py", argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Turn a reader's `Utterance` records into the `datasets.Dataset` every corpus shares.
 
-The steps every corpus needs live here once: duplicate-id check, unknown-gender drop, the label step, reading each
-file's header (duration, rate; missing or corrupt files fail or are skipped with a count), one log line about
-resampling, and the fixed column schema.
+The steps every corpus needs live here once: duplicate id and file checks, unknown-gender drop, the label step,
+reading each file's header (duration, rate; missing or corrupt files fail or are skipped with a count), one log line
+about resampling, and the fixed column schema.
 
 Column types (the same for every corpus):
 - `audio` is a plain string path, not a `datasets.Audio` feature: `datasets` 4+ decodes `Audio` through
@@ -42,17 +42,24 @@ CORPUS_FEATURES = datasets.Features(
 _SHOWN = 5  # how many offending paths/ids an error message lists
 
 
-def _check_unique_ids(utterances: list[Utterance], corpus: str) -> None:
-    paths = defaultdict(list)
+def _refuse_repeats(utterances: list[Utterance], corpus: str, key, shown_with, what: str, fix: str) -> None:
+    """Raise if two utterances share `key`; the message lists a few, each with `shown_with` of its rows."""
+    rows = defaultdict(list)
     for utterance in utterances:
-        paths[utterance.id].append(str(utterance.path))
-    duplicates = {uid: where for uid, where in paths.items() if len(where) > 1}
-    if duplicates:
-        shown = "; ".join(f"{uid!r} ({', '.join(where)})" for uid, where in list(duplicates.items())[:_SHOWN])
-        raise ValueError(
-            f"{corpus}: {len(duplicates)} utterance ids occur more than once, e.g. {shown}; "
-            "each utterance must appear once (remove the duplicate rows or give them distinct ids)."
-        )
+        rows[key(utterance)].append(shown_with(utterance))
+    repeated = {value: where for value, where in rows.items() if len(where) > 1}
+    if repeated:
+        shown = "; ".join(f"{value!r} ({', '.join(where)})" for value, where in list(repeated.items())[:_SHOWN])
+        raise ValueError(f"{corpus}: {len(repeated)} {what} more than once, e.g. {shown}; each utterance must appear "
+                         f"once ({fix}).")
+
+
+def _check_unique(utterances: list[Utterance], corpus: str) -> None:
+    """Each utterance id, and each audio file, once: a repeated row could land in both the training and the test set."""
+    _refuse_repeats(utterances, corpus, lambda u: u.id, lambda u: str(u.path), "utterance ids occur",
+                    "remove the duplicate rows or give them distinct ids")
+    _refuse_repeats(utterances, corpus, lambda u: str(u.path.resolve()), lambda u: repr(u.id),
+                    "audio files are listed", "remove the duplicate rows")
 
 
 def _read_headers(
@@ -104,7 +111,7 @@ def build_dataset(
     """The shared corpus pipeline; `source` describes where the utterances were looked for (for the 0-found error)."""
     if not utterances:
         raise ValueError(f"{corpus}: found 0 utterances in {source}; check that data_dir points at the corpus.")
-    _check_unique_ids(utterances, corpus)
+    _check_unique(utterances, corpus)
     utterances = drop_unknown_gender(utterances, corpus)
     utterances = apply_label_map(utterances, corpus, label_map, default_label_map, labels)
     rows = _read_headers(utterances, corpus, skip_bad_files)

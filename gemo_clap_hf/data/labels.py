@@ -68,6 +68,19 @@ def _target(utterance: Utterance, mapping: Mapping[str, str | None] | None) -> s
     return mapping.get(utterance.code) if utterance.code is not None else None
 
 
+RARE_LABEL_SHARE = 0.01
+
+
+def _warn_rare_labels(counts: Mapping[str, int], corpus: str) -> None:
+    """A label under 1% of the utterances is often a typo or a mislabeled row (`angy`), which would become a class."""
+    total = sum(counts.values())
+    rare = {label: count for label, count in counts.items() if count < RARE_LABEL_SHARE * total}
+    if rare:
+        logger.warning(f"{corpus}: labels with under {RARE_LABEL_SHARE:.0%} of the utterances: {format_counts(rare)}. "
+                       "If they are typos or mislabeled rows, fix the rows, or map them with label_map (None drops "
+                       "them); otherwise the model learns them as classes of their own.")
+
+
 def apply_label_map(
     utterances: Iterable[Utterance],
     corpus: str,
@@ -99,6 +112,7 @@ def apply_label_map(
     if dropped:
         message += f"; dropped {sum(dropped.values())} outside the label set ({format_counts(dropped)})"
     logger.info(message)
+    _warn_rare_labels(kept_counts, corpus)
     if not kept:
         raise ValueError(
             f"{corpus}: no utterance is left after the label step (labels found: {format_counts(dropped)}; "

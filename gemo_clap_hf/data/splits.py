@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 
 import datasets
+
+logger = logging.getLogger(__name__)
 
 
 def assign_speaker_folds(dataset: datasets.Dataset, k: int = 5, seed: int = 0) -> datasets.Dataset:
@@ -53,8 +56,16 @@ def split_by_fold(dataset: datasets.Dataset, test_fold: str | int) -> tuple[data
 
 
 def check_speaker_leakage(train: datasets.Dataset, test: datasets.Dataset) -> None:
-    """Raise if a speaker is in both sets (speaker-independent evaluation); unknown ('') speakers are not checked."""
-    shared = sorted((set(train["speaker"]) & set(test["speaker"])) - {""})
+    """Raise if a speaker is in both sets (speaker-independent evaluation).
+
+    Unknown ('') speakers cannot be checked: a warning says how many there are, since leakage may hide among them.
+    """
+    train_speakers, test_speakers = list(train["speaker"]), list(test["speaker"])
+    unknown = train_speakers.count("") + test_speakers.count("")
+    if unknown:
+        logger.warning(f"{unknown} utterances have no speaker, so speaker leakage between the training and the test "
+                       "set cannot be checked for them; add a `speaker` column to the manifest.")
+    shared = sorted((set(train_speakers) & set(test_speakers)) - {""})
     if shared:
         shown = ", ".join(shared[:20]) + (f", ... ({len(shared)} in all)" if len(shared) > 20 else "")
         raise ValueError(f"speaker leakage: {len(shared)} speakers are in both the training and the test set: "

@@ -142,13 +142,25 @@ def split_for_training(corpus: datasets.Dataset, data_args: DataArguments, seed:
     labels = label_order(set(corpus["emotion"]), parse_label_map(data_args.label_map))
     logger.info(f"{data_args.dataset}: {len(train)} training, {len(evaluation)} evaluation"
                 + (f", {len(test)} test" if data_args.eval_fold else "") + f" utterances; labels {labels}.")
-    return PreparedData(
+    prepared = PreparedData(
         train=_subset(train, data_args.max_train_samples, seed),
         eval=_subset(evaluation, data_args.max_eval_samples, seed),
         test=_subset(test, data_args.max_eval_samples, seed) if data_args.eval_fold is not None else None,
         labels=labels,
         protocol=_protocol(data_args),
     )
+    _warn_untrained_labels(prepared)
+    return prepared
+
+
+def _warn_untrained_labels(data: PreparedData) -> None:
+    """A label only the held-out folds carry is never trained on: often a mislabeled row, or too small a subset."""
+    trained = set(data.train["emotion"])
+    untrained = [label for label in data.labels if label not in trained]
+    if untrained:
+        logger.warning(f"labels {untrained} have no training utterance (they occur only in the held-out folds), so "
+                       "the model never learns them; fix those rows or map them with --label_map (null drops them), "
+                       "or raise --max_train_samples.")
 
 
 def prepare_data(data_args: DataArguments, seed: int) -> PreparedData:

@@ -11,12 +11,14 @@ output_dir/
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
+from ..data.labels import format_counts
 from ..model_card import summarize_config, write_model_card
 from ..plots import save_confusion_matrix_png
 from .arguments import DataArguments, ModelArguments
-from .data_setup import DATASET_NAMES
+from .data_setup import DATASET_NAMES, PreparedData, available_folds
 
 logger = logging.getLogger(__name__)
 
@@ -36,25 +38,37 @@ def write_confusion_matrix(output_dir: str, confusion, labels, title: str) -> Pa
     return save_confusion_matrix_png(confusion, labels, Path(output_dir) / CONFUSION_MATRIX_FILE, title=title)
 
 
+def describe_training_data(data: PreparedData, dataset_name: str) -> str:
+    """The card's "Training data" text: what the model was trained on (after --max_train_samples), counted."""
+    train = data.train
+    folds = available_folds(train)
+    where = f"{dataset_name}, fold{'s' if len(folds) > 1 else ''} {', '.join(folds)}" if folds else dataset_name
+    hours = sum(train["duration"]) / 3600
+    return (f"{where}: {len(train)} utterances ({hours:.2f} h) from {len(set(train['speaker']))} speakers "
+            f"(utterances per gender: {format_counts(Counter(train['gender']))}). "
+            f"Utterances per emotion: {format_counts(Counter(train['emotion']))}.")
+
+
 def write_card(output_dir: str, model, metrics: dict, model_args: ModelArguments, data_args: DataArguments,
-               protocol: str, hub_model_id: str | None, has_image: bool) -> Path:
+               data: PreparedData, hub_model_id: str | None, has_image: bool) -> Path:
     """README.md model card: the variant, data, protocol and held-out metrics of this run."""
-    split = f"fold {data_args.test_fold}"
+    dataset_name = DATASET_NAMES[data_args.dataset]
     prefix = held_out_prefix(metrics)
     held_out = {key: value for key, value in metrics.items() if key.startswith(f"{prefix}_")}
     extra = {
         "model_id": hub_model_id or str(output_dir),
         "confusion_matrix_image": CONFUSION_MATRIX_FILE if has_image else None,
         "language": "en" if data_args.dataset in ENGLISH_CORPORA else None,
+        "training_data": describe_training_data(data, dataset_name),
     }
     return write_model_card(
         output_dir,
         summarize_config(model.config),
         held_out,
-        dataset_name=DATASET_NAMES[data_args.dataset],
+        dataset_name=dataset_name,
         dataset_type=data_args.dataset,
-        split=split,
-        protocol=protocol,
+        split=f"fold {data_args.test_fold}",
+        protocol=data.protocol,
         base_models=[model_args.audio_encoder, model_args.text_encoder],
         extra=extra,
     )
@@ -70,4 +84,5 @@ def push_final_model(trainer, token: str | None) -> None:
     trainer.push_to_hub(token=token, commit_message="GEmo-CLAP training: final model, metrics and card")
 
 
-__all__ = ["CONFUSION_MATRIX_FILE", "held_out_prefix", "push_final_model", "write_card", "write_confusion_matrix"]
+__all__ = ["CONFUSION_MATRIX_FILE", "describe_training_data", "held_out_prefix", "push_final_model", "write_card",
+           "write_confusion_matrix"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -63,6 +64,21 @@ def setup_logging(training_args) -> None:
     logger.warning(f"Process rank {training_args.process_index} of {training_args.world_size}, device "
                    f"{training_args.device}, distributed: {training_args.world_size > 1}, bf16: {training_args.bf16}, "
                    f"fp16: {training_args.fp16}")
+    warn_if_cpu_launch_started_one_process(training_args)
+
+
+def warn_if_cpu_launch_started_one_process(training_args) -> None:
+    """Say so when `accelerate launch --cpu --num_processes N` (N > 1) gave a single process.
+
+    Without `--mpirun_hostfile`, accelerate's CPU launcher runs the script once: it sets MASTER_PORT (N > 1) but no
+    WORLD_SIZE, so the run silently trains on one process with an N times smaller global batch.
+    """
+    env = os.environ
+    cpu_launch = env.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1") and "MASTER_PORT" in env
+    if cpu_launch and "WORLD_SIZE" not in env and training_args.world_size == 1:
+        logger.warning("accelerate launch --cpu started a single process: accelerate starts several CPU processes only "
+                       "through mpirun (--mpirun_hostfile). For N processes on CPU without MPI, run `accelerate launch "
+                       "--multi_gpu --num_processes N ... train_gemo_clap.py --use_cpu ...` (docs/training.md).")
 
 
 def _run_arguments(training_args: GEmoClapTrainingArguments, data_args: DataArguments):
@@ -120,7 +136,7 @@ def write_reports(trainer, metrics: dict, confusion, data: PreparedData, model_a
     prefix = held_out_prefix(metrics)
     title = f"{data_args.dataset}, fold {data_args.test_fold}: UAR {100 * metrics[f'{prefix}_uar']:.1f}%"
     image = write_confusion_matrix(output_dir, confusion, data.labels, title)
-    write_card(output_dir, trainer.model, metrics, model_args, data_args, data.protocol, hub_model_id,
+    write_card(output_dir, trainer.model, metrics, model_args, data_args, data, hub_model_id,
                has_image=image is not None)
 
 
