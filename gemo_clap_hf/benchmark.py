@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(prog="gemo-clap bench", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="'cpu' (default) or 'cuda' / 'cuda:N'")
     parser.add_argument("--quick", action="store_true", help="tiny towers, tiny batch, 1 repeat: a smoke test")
-    parser.add_argument("--repeats", type=int, help="timed repeats per figure (default 3; 1 with --quick)")
+    parser.add_argument("--repeats", type=int, help="timed repeats per figure (default 5; 1 with --quick)")
     parser.add_argument("--memory_repeats", type=int, help="training steps per memory figure (default 2)")
     parser.add_argument("--batch_size", type=int, help="clips in the timed batch (default 8)")
     parser.add_argument("--clip_seconds", type=float, help="length of every timed clip (default 4.0)")
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         device=device,
         batch_size=pick(args.batch_size, 8, 2),
         clip_seconds=pick(args.clip_seconds, 4.0, 0.5),
-        repeats=pick(args.repeats, 3, 1),
+        repeats=pick(args.repeats, 5, 1),
         memory_repeats=pick(args.memory_repeats, 2, 1),
         warmup_seconds=0.5 if not quick else 0.1,
         count_clip_seconds=0.5 if not quick else 0.1,
@@ -91,10 +91,15 @@ def _synchronize(device: torch.device) -> None:
 
 
 def interleaved_times(calls: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, list]:
-    """Seconds per call, alternating the calls each repeat so that background load affects every side alike."""
+    """Seconds per call, interleaved so that background load affects every side alike.
+
+    The order flips every repeat (A B, B A, A B, ...): whichever call runs first after another one pays for growing
+    the allocator's buffers, which would otherwise always bill the same side.
+    """
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
+    for repeat in range(repeats):
+        order = list(calls.items())
+        for name, call in order if repeat % 2 == 0 else reversed(order):
             _synchronize(device)
             start = time.perf_counter()
             call()
@@ -128,14 +133,32 @@ def pin_allocator_for_rss() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, 1 << 20))
 
 
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's high-water mark of this process's RSS (VmHWM), Linux >= 4.0; False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
 @contextmanager
 def peak_memory(device: torch.device):
-    """Yield a dict that holds, on exit, the peak memory above the starting level in MiB.
+    """Yield a dict that holds, on exit, the peak memory above the starting level in MiB, and how it was measured.
 
-    CUDA: `torch.cuda.max_memory_allocated`. CPU: the process's resident set size, sampled every millisecond by a
-    thread (torch's CPU allocations are invisible to `tracemalloc`).
+    CUDA: `torch.cuda.max_memory_allocated`. CPU: the kernel's exact RSS high-water mark (VmHWM), reset on entry
+    (torch's CPU allocations are invisible to `tracemalloc`); where that cannot be reset, the RSS sampled every
+    millisecond by a thread, which can miss short peaks.
     """
-    result: dict[str, float] = {}
+    result: dict[str, float | str] = {}
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -143,9 +166,16 @@ def peak_memory(device: torch.device):
         yield result
         torch.cuda.synchronize(device)
         result["mib"] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
+        result["method"] = "torch.cuda.max_memory_allocated"
         return
     rss = _resident_bytes()
-    start, peak, stop = rss(), [0], threading.Event()
+    start = rss()
+    if _reset_peak_rss():
+        yield result
+        result["mib"] = (_peak_rss_bytes() - start) / 2**20
+        result["method"] = "process RSS high-water mark (VmHWM, reset per step)"
+        return
+    peak, stop = [0], threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
@@ -160,6 +190,7 @@ def peak_memory(device: torch.device):
         stop.set()
         sampler.join()
         result["mib"] = (max(peak[0], rss()) - start) / 2**20
+        result["method"] = "process RSS sampled every 1 ms"
 
 
 # ---- models and batches --------------------------------------------------------------------------------------
@@ -257,7 +288,10 @@ def measure_inference_overhead(settings: Settings, classifier, batch: dict, warm
     calls = {"gemo_clap_classifier": gemo_clap_classifier, "audio_tower": audio_tower_only}
     classifier.eval()
     with torch.no_grad():
-        interleaved_times({name: lambda call=call: call(warmup) for name, call in calls.items()}, 1, settings.device)
+        # Warm-up: a short batch, then the timed batch itself, untimed, so both sides start with grown buffers.
+        for data in (warmup, batch):
+            interleaved_times({name: lambda call=call, d=data: call(d) for name, call in calls.items()}, 1,
+                              settings.device)
         times = interleaved_times(
             {name: lambda call=call: call(batch) for name, call in calls.items()}, settings.repeats, settings.device
         )
@@ -287,12 +321,12 @@ def measure_train_step_overhead(settings: Settings, models: dict, optimizers: di
 
 def measure_peak_memory(settings: Settings, gemo_clap, optimizer, batch: dict) -> dict:
     """Peak memory of an SL-GEmo-CLAP training step above the level before it, without and with checkpointing."""
-    method = "torch.cuda.max_memory_allocated" if settings.device.type == "cuda" else "process RSS peak (sampled 1 ms)"
+    suffix = ""
     if settings.device.type == "cpu":
         pinned = pin_allocator_for_rss()
-        method += ", glibc mmap threshold pinned at 1 MiB" if pinned else ", allocator not pinned (approximate)"
+        suffix = ", glibc mmap threshold pinned at 1 MiB" if pinned else ", allocator not pinned (approximate)"
     inputs = {**batch, "return_loss": True}
-    figure: dict = {"method": method, "repeats": settings.memory_repeats}
+    figure: dict = {"repeats": settings.memory_repeats}
     for label, checkpointing in (("without_checkpointing_mib", False), ("with_checkpointing_mib", True)):
         (gemo_clap.activation_checkpointing_enable if checkpointing else gemo_clap.activation_checkpointing_disable)()
         peaks = []
@@ -301,6 +335,7 @@ def measure_peak_memory(settings: Settings, gemo_clap, optimizer, batch: dict) -
                 training_step(gemo_clap, optimizer, inputs)
             peaks.append(measured["mib"])
         figure[label] = round(statistics.median(peaks), 1)
+        figure["method"] = measured["method"] + suffix
     gemo_clap.activation_checkpointing_disable()
     figure["saving"] = round(1 - figure["with_checkpointing_mib"] / figure["without_checkpointing_mib"], 3)
     return figure
@@ -358,14 +393,17 @@ def padding_efficiency(lengths: np.ndarray, order: list[int], batch_size: int) -
 
 
 def measure_padding_efficiency(settings: Settings) -> dict:
-    """One epoch per repeat through transformers' `LengthGroupedSampler` (what `group_by_length` uses) vs random."""
-    from transformers.trainer_pt_utils import LengthGroupedSampler
+    """One epoch per repeat through the training scripts' length-grouped sampler (transformers' grouping, seeded by
+    epoch) vs random batches."""
+    from .training.sampling import EpochSeededLengthGroupedSampler
 
     lengths = iemocap_like_lengths(settings.seed)
+    sampler = EpochSeededLengthGroupedSampler(TRAIN_BATCH_SIZE, lengths.tolist(), seed=settings.seed)
     grouped, random = [], []
     for repeat in range(max(settings.repeats, 3)):  # cheap: at least 3 epochs even in --quick
         generator = torch.Generator().manual_seed(settings.seed + repeat)
-        order = list(LengthGroupedSampler(TRAIN_BATCH_SIZE, lengths=lengths.tolist(), generator=generator))
+        sampler.set_epoch(repeat)
+        order = list(sampler)
         grouped.append(padding_efficiency(lengths, order, TRAIN_BATCH_SIZE))
         random.append(padding_efficiency(lengths, torch.randperm(len(lengths), generator=generator).tolist(),
                                          TRAIN_BATCH_SIZE))  # fmt: skip

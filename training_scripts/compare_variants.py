@@ -22,7 +22,6 @@ import platform
 import shlex
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -35,6 +34,7 @@ from gemo_clap_hf.training.outputs import held_out_prefix
 
 VARIANTS = {"emo": "Emo-CLAP", "sl": "SL-GEmo-CLAP", "ml": "ML-GEmo-CLAP"}
 GENDERS = ("female", "male")
+COLLAPSED_UAR = 0.30  # chance is 0.25 on 4 classes
 # The budget of the learning test (tests/test_demo_learning.py), which reaches a held-out UAR of about 0.75 with SL.
 BUDGET = DemoSettings(utterances_per_speaker=40, tower_size="small", projection_dim=16, learning_rate=1e-3,
                       num_train_epochs=8, batch_size=16, max_duration_s=1.0)
@@ -72,7 +72,8 @@ def fold_metrics(run_dir: Path) -> list[dict]:
         metrics = json.loads((run_dir / f"fold_{fold['fold']}" / "all_results.json").read_text())
         prefix = held_out_prefix(metrics)
         folds.append({"uar": metrics[f"{prefix}_uar"], "war": metrics[f"{prefix}_war"],
-                      **{g: metrics[f"{prefix}_uar_{g}"] for g in GENDERS}})
+                      **{g: metrics[f"{prefix}_uar_{g}"] for g in GENDERS},
+                      "train_runtime": metrics.get("train_runtime", 0.0)})
     return folds
 
 
@@ -83,6 +84,13 @@ def summarize(runs: dict[int, list[dict]]) -> dict:
         per_seed = [statistics.fmean(fold[metric] for fold in folds) for folds in runs.values()]
         summary[metric] = (statistics.fmean(per_seed), statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0)
         summary[f"{metric}_per_seed"] = per_seed
+    all_folds = [fold for folds in runs.values() for fold in folds]
+    # A fold run that ends near chance (one emotion predicted for everything) dominates a mean: count them apart.
+    summary["collapsed"] = sum(fold["uar"] < COLLAPSED_UAR for fold in all_folds)
+    summary["fold_runs"] = len(all_folds)
+    learned = [fold["uar"] for fold in all_folds if fold["uar"] >= COLLAPSED_UAR]
+    summary["uar_not_collapsed"] = statistics.fmean(learned) if learned else float("nan")
+    summary["train_minutes"] = sum(fold["train_runtime"] for fold in all_folds) / 60
     return summary
 
 
@@ -92,20 +100,27 @@ def machine() -> str:
             f"{platform.python_version()}, torch {torch.__version__}, no GPU")
 
 
-def format_results(summaries: dict[str, dict], args: argparse.Namespace, settings: DemoSettings, minutes: float) -> str:
+def _percent_or_dash(value: float) -> str:
+    return "–" if value != value else f"{100 * value:.1f}"  # NaN: every fold run collapsed
+
+
+def format_results(summaries: dict[str, dict], args: argparse.Namespace, settings: DemoSettings) -> str:
     pct = lambda pair: f"{100 * pair[0]:.1f} ± {100 * pair[1]:.1f}"  # noqa: E731
     lines = [
         "# Emo-CLAP vs SL-GEmo-CLAP vs ML-GEmo-CLAP on the synthetic corpus", "",
         f"Leave-one-session-out (5 folds) on the embedded synthetic corpus ({settings.utterances_per_speaker} "
         f"utterances per speaker, 10 speakers), seeds {', '.join(map(str, args.seeds))}. Figures in %: mean over "
         "seeds of the 5-fold mean ± standard deviation across seeds; UAR per gender is the UAR within each gender's "
-        "held-out clips.", "",
-        "| variant | UAR | WAR | UAR female | UAR male | UAR per seed |", "| --- | --- | --- | --- | --- | --- |",
+        "held-out clips. A fold run is counted as collapsed when its UAR is below "
+        f"{100 * COLLAPSED_UAR:.0f} % (chance is 25 %).", "",
+        "| variant | UAR | WAR | UAR female | UAR male | UAR per seed | collapsed fold runs | UAR of the others |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for loss_type, summary in summaries.items():
         seeds = ", ".join(f"{100 * value:.1f}" for value in summary["uar_per_seed"])
         lines.append(f"| {VARIANTS[loss_type]} (`{loss_type}`) | {pct(summary['uar'])} | {pct(summary['war'])} | "
-                     f"{pct(summary['female'])} | {pct(summary['male'])} | {seeds} |")
+                     f"{pct(summary['female'])} | {pct(summary['male'])} | {seeds} | "
+                     f"{summary['collapsed']} of {summary['fold_runs']} | {_percent_or_dash(summary['uar_not_collapsed'])} |")
     lines += [
         "", "Same budget for every variant: small random-initialised WavLM + RoBERTa towers (hidden size 96, 2 layers; "
         f"the same initial weights per seed), projection dim {settings.projection_dim}, learning rate "
@@ -113,7 +128,8 @@ def format_results(summaries: dict[str, dict], args: argparse.Namespace, setting
         f"clips randomly cropped to {settings.max_duration_s:g} s, alpha_e 0.9 (SL and ML), target normalisation "
         "`sum`, prompt template `{}`.", "",
         f"Command: `{' '.join(shlex.quote(a) for a in ['python', 'training_scripts/compare_variants.py', *sys.argv[1:]])}`",
-        f"Machine: {machine()}; {minutes:.0f} min in all.", "",
+        f"Machine: {machine()}; {sum(s['train_minutes'] for s in summaries.values()):.0f} min of training in all "
+        "(the Trainer's train_runtime summed over every fold run).", "",
     ]
     return "\n".join(lines)
 
@@ -122,7 +138,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     settings = dataclasses.replace(BUDGET, utterances_per_speaker=args.utterances_per_speaker,
                                    num_train_epochs=args.epochs)
-    output_dir, start = Path(args.output_dir), time.perf_counter()
+    output_dir = Path(args.output_dir)
     corpus_dir = generate_corpus(output_dir / "corpus", utterances_per_speaker=settings.utterances_per_speaker)
     summaries = {}
     for loss_type in args.variants:
@@ -133,7 +149,7 @@ def main(argv=None) -> int:
             print(f"{VARIANTS[loss_type]} seed {seed}: UAR per fold "
                   f"{[round(100 * fold['uar'], 1) for fold in runs[seed]]}", flush=True)
         summaries[loss_type] = summarize(runs)
-    table = format_results(summaries, args, settings, (time.perf_counter() - start) / 60)
+    table = format_results(summaries, args, settings)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(table, encoding="utf-8")
     print(table)
