@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 
 EXIT_USAGE_ERROR = 2
@@ -108,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
     args = build_parser().parse_args(argv)
+    # torch warns on every WavLM forward that transformers mixes a bool padding mask with a float position bias;
+    # it says nothing about the user's input, so the command line keeps it out of their output.
+    warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
     try:
         return args.handler(args)
     except CommandError as error:
