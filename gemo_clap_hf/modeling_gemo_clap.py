@@ -458,7 +458,11 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
             self._prompt_cache[kind] = (version, embeds.detach())
         return embeds
 
-    def _logits(self, audio_embeds: torch.Tensor, kind: str) -> torch.Tensor:
+    def label_logits(self, audio_embeds: torch.Tensor, kind: str = "emotion") -> torch.Tensor:
+        """s_a · similarity of audio embeddings to every `kind` ("emotion"/"gender") prompt, in label-id order.
+
+        For callers that want both emotion and gender scores from one audio-tower pass (`get_audio_features`).
+        """
         scale_audio, _ = self.gemo_clap.logit_scales
         return scale_audio * audio_embeds @ self.label_embeddings(kind).to(audio_embeds.dtype).t()
 
@@ -475,7 +479,7 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
         With `clip_index` (clips split into windows by the feature extractor) there is one row of logits per clip.
         """
         audio_embeds = self.gemo_clap.get_audio_features(input_values, audio_attention_mask, clip_index)
-        logits = self._logits(audio_embeds, "emotion")
+        logits = self.label_logits(audio_embeds, "emotion")
         loss = None
         if labels is not None:
             _check_labels("labels", labels, len(self.config.emotion_labels))
@@ -491,7 +495,7 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
     ) -> torch.Tensor:
         """Scaled similarities to the gender prompts (meaningful for ML-GEmo-CLAP models, trained to align them)."""
         audio_embeds = self.gemo_clap.get_audio_features(input_values, audio_attention_mask, clip_index)
-        return self._logits(audio_embeds, "gender")
+        return self.label_logits(audio_embeds, "gender")
 
 
 __all__ = ["GEmoClapModel", "GEmoClapForAudioClassification", "GEmoClapOutput", "GEmoClapPreTrainedModel"]

@@ -92,7 +92,11 @@ def _ranked(logits: torch.Tensor, labels: Sequence[str], top_k: int | None) -> l
 def predict_files(
     classifier, feature_extractor, paths: Sequence[str | os.PathLike], top_k: int | None = None
 ) -> list[Prediction]:
-    """Emotion scores for each file (one at a time: no padding, any length); genders too for `loss_type="ml"`."""
+    """Emotion scores for each file (one at a time: no padding, any length); genders too for `loss_type="ml"`.
+
+    A file longer than the feature extractor's `max_length_s` is scored on all its windows (`clip_index`), and
+    emotion and gender scores share one audio-tower pass.
+    """
     from .data import load_audio
 
     config = classifier.config
@@ -101,11 +105,14 @@ def predict_files(
     for path in check_files(paths):
         waveform = load_audio(str(path), sampling_rate=feature_extractor.sampling_rate)
         inputs = feature_extractor(waveform, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt")
-        values, mask = inputs["input_values"], inputs.get("audio_attention_mask")
-        emotion_logits = classifier(values, audio_attention_mask=mask).logits[0]
+        audio_embeds = classifier.gemo_clap.get_audio_features(
+            inputs["input_values"], inputs.get("audio_attention_mask"), inputs.get("clip_index")
+        )
+        emotion_logits = classifier.label_logits(audio_embeds, "emotion")[0]
         prediction = Prediction(str(path), _ranked(emotion_logits, config.emotion_labels, top_k))
         if with_gender:
-            prediction.genders = _ranked(classifier.gender_logits(values, mask)[0], config.gender_labels, None)
+            gender_logits = classifier.label_logits(audio_embeds, "gender")[0]
+            prediction.genders = _ranked(gender_logits, config.gender_labels, None)
         results.append(prediction)
     return results
 

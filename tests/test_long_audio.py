@@ -155,3 +155,30 @@ def test_pipelines_return_one_result_per_long_clip(tiny_checkpoint, long_clip, m
     zero_shot.feature_extractor.max_length_s = WINDOW_S
     result = zero_shot(medium_clip, candidate_labels=["happy", "sad"], hypothesis_template="{}")
     assert len(result) == 2 and sum(item["score"] for item in result) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_files_scores_every_window_of_a_long_file(tiny_checkpoint, model, windowed, tmp_path):
+    """`gemo-clap predict` on a file longer than the window: the scores come from the whole file's embedding."""
+    import math
+
+    import soundfile as sf
+
+    from gemo_clap_hf.prediction import load_classifier, predict_files
+
+    # A voiced first window, then noise: the first window alone embeds far from the whole file.
+    noise = 0.3 * np.random.default_rng(0).standard_normal(int(7.5 * RATE)).astype(np.float32)
+    clip = np.concatenate([random_clip(WINDOW_S, seed=1), noise])
+    path = tmp_path / "long.wav"
+    sf.write(path, clip, RATE, subtype="FLOAT")
+    classifier, _ = load_classifier(str(tiny_checkpoint))
+    with torch.no_grad():  # the clamp's temperature: score differences big enough to see at 4 decimals
+        classifier.gemo_clap.logit_scale_audio.fill_(math.log(100.0))
+    [prediction] = predict_files(classifier, windowed, [path])
+    with torch.no_grad():
+        whole = classifier.label_logits(_reference_embedding(model, clip)[None], "emotion")[0].softmax(-1)
+        first_window = windowed(clip[: int(WINDOW_S * RATE)], sampling_rate=RATE, return_tensors="pt")
+        first = classifier(first_window["input_values"], first_window["audio_attention_mask"]).logits[0].softmax(-1)
+    scores = {item["label"]: item["score"] for item in prediction.emotions}
+    expected = {label: float(whole[i]) for i, label in enumerate(classifier.config.emotion_labels)}
+    assert scores == pytest.approx(expected, abs=1e-4)
+    assert (whole - first).abs().max() > 1e-3  # the first window alone would give other scores
