@@ -51,6 +51,9 @@ class GEmoClapDataCollator:
     seed: int = 0
     epoch: int = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
     def for_evaluation(self) -> GEmoClapDataCollator:
         """The same collator without random cropping (evaluation sees whole clips)."""
         return dataclasses.replace(self, max_duration_s=None)
@@ -79,12 +82,13 @@ class GEmoClapDataCollator:
             return prepare_waveform(audio["array"], audio["sampling_rate"], self.sampling_rate, audio.get("path"))
         return np.asarray(audio, dtype=np.float32)
 
-    def _crop(self, waveform: np.ndarray, clip_key: str) -> np.ndarray:
+    def _crop(self, waveform: np.ndarray, row: dict[str, Any]) -> np.ndarray:
         if not self.max_duration_s:
             return waveform
         window = int(self.max_duration_s * self.sampling_rate)
         if len(waveform) <= window:
             return waveform
+        clip_key = self._clip_key(row, waveform)  # only for clips that are cropped: it may checksum the samples
         digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:{clip_key}".encode(), digest_size=8).digest()
         start = int.from_bytes(digest, "little") % (len(waveform) - window + 1)
         return waveform[start : start + window]
@@ -103,8 +107,7 @@ class GEmoClapDataCollator:
         if config is None:
             raise ValueError("GEmoClapDataCollator has no model config: pass `config=model.config`, or hand the "
                              "collator to GEmoClapTrainer, which fills it in.")
-        waveforms = [self._waveform(row["audio"]) for row in rows]
-        waveforms = [self._crop(waveform, self._clip_key(row, waveform)) for row, waveform in zip(rows, waveforms)]
+        waveforms = [self._crop(self._waveform(row["audio"]), row) for row in rows]
         names = [str(row["audio"]) if isinstance(row["audio"], str) else str(row.get("id", f"#{i}")) for i, row in enumerate(rows)]
         emotions = [self._label_id(row["emotion"], config.emotion_labels, "emotion") for row in rows]
         batch = dict(
@@ -130,15 +133,19 @@ class GEmoClapDataCollator:
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
 
-class _CollatorEpochCallback(TrainerCallback):
-    """Tell the training collator the epoch (also the resumed one), so that crops change per epoch reproducibly."""
+class EpochCallback(TrainerCallback):
+    """Call `target.set_epoch(epoch)` at every epoch start, the resumed one included.
 
-    def __init__(self, collator):
-        self.collator = collator
+    For whatever draws per-epoch randomness from (seed, epoch) rather than from a stateful generator: the training
+    collator's crops, the scripts' length-grouped sampler. A resumed run then replays the uninterrupted run exactly.
+    """
+
+    def __init__(self, target):
+        self.target = target
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         # `state.epoch` is fractional mid-epoch (resumed runs) and exactly the epoch number at epoch boundaries.
-        self.collator.epoch = int(state.epoch or 0)
+        self.target.set_epoch(int(state.epoch or 0))
 
 
 class GEmoClapTrainer(Trainer):
@@ -159,8 +166,8 @@ class GEmoClapTrainer(Trainer):
             self.compute_metrics = make_compute_metrics(config.emotion_labels, gender_names=config.gender_labels)
         if isinstance(self.data_collator, GEmoClapDataCollator) and self.data_collator.config is None:
             self.data_collator.config = config  # `GEmoClapDataCollator(processor)`: labels come from the model
-        if hasattr(self.data_collator, "epoch"):
-            self.add_callback(_CollatorEpochCallback(self.data_collator))
+        if hasattr(self.data_collator, "set_epoch"):
+            self.add_callback(EpochCallback(self.data_collator))
 
     def _remove_unused_columns(self, dataset, description=None):
         # The collator needs the raw columns (audio path, emotion, gender), which are not forward() arguments.
@@ -220,4 +227,4 @@ class GEmoClapTrainer(Trainer):
         return loss, logits.detach(), labels
 
 
-__all__ = ["GEmoClapDataCollator", "GEmoClapTrainer"]
+__all__ = ["EpochCallback", "GEmoClapDataCollator", "GEmoClapTrainer"]

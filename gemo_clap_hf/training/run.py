@@ -17,13 +17,13 @@ import datasets
 import transformers
 from transformers import TrainerCallback, set_seed
 
-from ..trainer import GEmoClapDataCollator, GEmoClapTrainer
+from ..trainer import EpochCallback, GEmoClapDataCollator, GEmoClapTrainer
 from .arguments import DataArguments, GEmoClapTrainingArguments, ModelArguments
 from .checkpoints import resolve_checkpoint
 from .data_setup import PreparedData, prepare_data
 from .model_setup import build_model, build_processor
 from .outputs import held_out_prefix, push_final_model, write_card, write_confusion_matrix
-from .sampling import EpochSeededLengthGroupedSampler, SamplerEpochCallback
+from .sampling import EpochSeededLengthGroupedSampler
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class _ScriptTrainer(GEmoClapTrainer):
             self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset[column],
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
         )
-        self.add_callback(SamplerEpochCallback(sampler))
+        self.add_callback(EpochCallback(sampler))
         return sampler
 
     def create_model_card(self, *args, **kwargs) -> None:

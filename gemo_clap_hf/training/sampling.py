@@ -3,13 +3,12 @@
 transformers' `LengthGroupedSampler` draws each epoch's order from the global torch generator. A run resumed in the
 middle of epoch e restores that generator only after building the epoch's order, so it replays epoch 0's order
 instead of epoch e's, and ends with different weights than the uninterrupted run. Seeding the order by epoch (told by
-a callback at every epoch start, the resumed one included) removes that dependence on history.
+`trainer.EpochCallback` at every epoch start, the resumed one included) removes that dependence on history.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 
@@ -29,15 +28,4 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
-class SamplerEpochCallback(TrainerCallback):
-    """Set the sampler's epoch at every epoch start, before the Trainer iterates the dataloader."""
-
-    def __init__(self, sampler: EpochSeededLengthGroupedSampler):
-        self.sampler = sampler
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        # `state.epoch` is fractional in a resumed epoch and exactly the epoch number at epoch boundaries.
-        self.sampler.set_epoch(int(state.epoch or 0))
-
-
-__all__ = ["EpochSeededLengthGroupedSampler", "SamplerEpochCallback"]
+__all__ = ["EpochSeededLengthGroupedSampler"]
