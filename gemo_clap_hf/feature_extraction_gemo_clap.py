@@ -79,8 +79,13 @@ def to_mono_float32(waveform: Any, name: str | None = None) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
+def _is_positive_number(value: Any) -> bool:
+    """A finite real number above 0 (bools, NaN, inf and strings are not)."""
+    return not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value) and value > 0
+
+
 def _check_rate(rate: Any, name: str | None) -> None:
-    if isinstance(rate, bool) or not isinstance(rate, Real) or not math.isfinite(rate) or rate <= 0:
+    if not _is_positive_number(rate):
         raise GEmoClapAudioError(
             f"{_clip_name(name)} has an invalid sampling rate {rate!r}; pass the clip's rate in Hz as a positive number "
             "(e.g. sampling_rate=16000)."
@@ -156,7 +161,7 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
         value = self.max_length_s
         if value is None:
             return
-        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
+        if not _is_positive_number(value):
             raise ValueError(f"`max_length_s` must be a positive number of seconds or None (whole clips), got {value!r}.")
         if self.window_samples < self.min_length:
             raise ValueError(
