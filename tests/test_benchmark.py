@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gemo_clap_hf.benchmark import iemocap_like_lengths, padding_efficiency
+from gemo_clap_hf.apps.benchmark import iemocap_like_lengths, padding_efficiency
 
 SCRIPT = Path(__file__).parents[1] / "training_scripts" / "benchmark.py"
 

@@ -16,7 +16,7 @@ import pytest
 
 from gemo_clap_hf.data import load_corpus
 from gemo_clap_hf.data.synthetic import generate_corpus
-from gemo_clap_hf.demo import DemoSettings, TEST_SESSION, model_arguments, run_demo, training_arguments
+from gemo_clap_hf.apps.demo import DemoSettings, TEST_SESSION, model_arguments, run_demo, training_arguments
 
 # The demo's small towers on a third of its corpus, 1 s crops: held-out UAR about 0.75 in under a minute on
 # 2 CPU cores (tiny towers or fewer clips stay at chance within such a budget).

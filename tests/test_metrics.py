@@ -11,7 +11,7 @@ import pytest
 from transformers import EvalPrediction
 
 from gemo_clap_hf.metrics import SER_METRICS_PATH, compute_ser_metrics, load_ser_metric, make_compute_metrics
-from gemo_clap_hf.plots import save_confusion_matrix_png
+from gemo_clap_hf.apps.plots import save_confusion_matrix_png
 
 
 try:  # the second independent check; the loop-based one below always runs

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gemo_clap_hf import GEmoClapConfig, GEmoClapFeatureExtractor, GEmoClapModel, GEmoClapProcessor
-from gemo_clap_hf.random_towers import speech_tower_config, text_tower_config, train_prompt_tokenizer
+from gemo_clap_hf.apps.random_towers import speech_tower_config, text_tower_config, train_prompt_tokenizer
 
 
 def tiny_audio_config(model_type: str = "wavlm", **overrides):

@@ -5,7 +5,7 @@
     python training_scripts/benchmark.py --quick    # tiny towers: a smoke test, figures meaningless
 """
 
-from gemo_clap_hf.benchmark import main
+from gemo_clap_hf.apps.benchmark import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from gemo_clap_hf.data.synthetic import generate_corpus
-from gemo_clap_hf.demo import DemoSettings, data_arguments, model_arguments, training_arguments
+from gemo_clap_hf.apps.demo import DemoSettings, data_arguments, model_arguments, training_arguments
 from gemo_clap_hf.training import run_cross_validation
 from gemo_clap_hf.training.cross_validation import RESULTS_JSON
 from gemo_clap_hf.training.outputs import held_out_prefix

@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 from ..data.labels import format_counts
-from ..model_card import summarize_config, write_model_card
-from ..plots import save_confusion_matrix_png
+from ..apps.model_card import summarize_config, write_model_card
+from ..apps.plots import save_confusion_matrix_png
 from .arguments import DataArguments, ModelArguments
 from .data_setup import DATASET_NAMES, PreparedData, available_folds
 

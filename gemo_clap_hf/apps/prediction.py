@@ -66,8 +66,8 @@ def check_model_source(model: str) -> None:
 
 def load_classifier(model: str):
     """(GEmoClapForAudioClassification in eval mode, its feature extractor) from a folder or Hub id."""
-    from .feature_extraction_gemo_clap import GEmoClapFeatureExtractor
-    from .modeling_gemo_clap import GEmoClapForAudioClassification
+    from ..feature_extraction_gemo_clap import GEmoClapFeatureExtractor
+    from ..modeling_gemo_clap import GEmoClapForAudioClassification
 
     check_model_source(model)
     try:
@@ -97,7 +97,7 @@ def predict_files(
     A file longer than the feature extractor's `max_length_s` is scored on all its windows (`clip_index`), and
     emotion and gender scores share one audio-tower pass.
     """
-    from .data import load_audio
+    from ..data import load_audio
 
     config = classifier.config
     with_gender = config.loss_type == "ml"

@@ -21,7 +21,7 @@ class CommandError(Exception):
 
 
 def _synth_corpus(args: argparse.Namespace) -> int:
-    from .data.synthetic import describe_corpus, generate_corpus
+    from ..data.synthetic import describe_corpus, generate_corpus
 
     try:
         generate_corpus(args.out_dir, seed=args.seed, utterances_per_speaker=args.utterances_per_speaker,
@@ -40,7 +40,7 @@ def _synth_corpus(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .feature_extraction_gemo_clap import GEmoClapAudioError
+    from ..feature_extraction_gemo_clap import GEmoClapAudioError
     from .prediction import PredictionError, check_files, format_predictions, load_classifier, predict_files
 
     try:
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a tiny corpus and a few steps, to check that everything runs (results meaningless)")
     demo.set_defaults(handler=_demo)
 
-    # Listed for --help; its arguments are parsed by gemo_clap_hf.benchmark itself (see main()).
+    # Listed for --help; its arguments are parsed by gemo_clap_hf.apps.benchmark itself (see main()).
     commands.add_parser("bench", help="time GEmo-CLAP against its speech encoder alone (`gemo-clap bench --help`)",
                         add_help=False)
     return parser

@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .data.synthetic import describe_corpus, generate_corpus
+from ..data.synthetic import describe_corpus, generate_corpus
 from .random_towers import save_random_towers
 
 TEST_SESSION = "5"
@@ -64,7 +64,7 @@ def training_arguments(settings: DemoSettings, model_dir: Path, seed: int):
     """The run's `TrainingArguments`: progress bar on, no checkpoints, logs quiet except one loss line per epoch."""
     import torch
 
-    from .training import GEmoClapTrainingArguments
+    from ..training import GEmoClapTrainingArguments
 
     return GEmoClapTrainingArguments(
         output_dir=str(model_dir), overwrite_output_dir=True, seed=seed, learning_rate=settings.learning_rate,
@@ -78,7 +78,7 @@ def training_arguments(settings: DemoSettings, model_dir: Path, seed: int):
 def model_arguments(settings: DemoSettings, towers_dir: Path, seed: int, loss_type: str = "sl"):
     """Write the random towers and name them as the run's encoders; SL-GEmo-CLAP by default, the whole model
     trained."""
-    from .training import ModelArguments
+    from ..training import ModelArguments
 
     audio_dir, text_dir = save_random_towers(towers_dir, size=settings.tower_size, seed=seed)
     # A randomly initialised CNN has learned nothing worth freezing: the demo trains the whole speech encoder.
@@ -88,7 +88,7 @@ def model_arguments(settings: DemoSettings, towers_dir: Path, seed: int, loss_ty
 
 def data_arguments(settings: DemoSettings, corpus_dir: Path, dataset: str = "synthetic"):
     """Train on every session but `TEST_SESSION`, test on it; training clips cropped to `max_duration_s`."""
-    from .training import DataArguments
+    from ..training import DataArguments
 
     return DataArguments(dataset=dataset, data_dir=str(corpus_dir), test_fold=TEST_SESSION,
                          max_duration_s=settings.max_duration_s)
@@ -96,7 +96,7 @@ def data_arguments(settings: DemoSettings, corpus_dir: Path, dataset: str = "syn
 
 def train(settings: DemoSettings, corpus_dir: Path, towers_dir: Path, model_dir: Path, seed: int) -> dict:
     """SL-GEmo-CLAP on sessions 1-4 of the corpus, tested on session 5, saved to `model_dir` by `run_training`."""
-    from .training import run_training
+    from ..training import run_training
 
     return run_training(model_arguments(settings, towers_dir, seed), data_arguments(settings, corpus_dir),
                         training_arguments(settings, model_dir, seed))
@@ -104,7 +104,7 @@ def train(settings: DemoSettings, corpus_dir: Path, towers_dir: Path, model_dir:
 
 def held_out_examples(corpus_dir: Path, count: int) -> list[dict]:
     """`count` session-5 clips spread over emotions and genders (the first of each pair in turn), deterministic."""
-    from .data import load_corpus
+    from ..data import load_corpus
 
     test = load_corpus("synthetic", corpus_dir, sessions=(int(TEST_SESSION),))
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -166,7 +166,7 @@ def run_demo(output_dir: str | Path = "demo_output", seed: int = 0, fast: bool =
 
 def format_report(result: DemoResult, fast: bool = False) -> str:
     """The readable summary: per-class recall, UAR/WAR, UAR per gender, example clips, outputs, how to load."""
-    from .training.outputs import CONFUSION_MATRIX_FILE, held_out_prefix
+    from ..training.outputs import CONFUSION_MATRIX_FILE, held_out_prefix
 
     metrics = result.metrics
     prefix = held_out_prefix(metrics)

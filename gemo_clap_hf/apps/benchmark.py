@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .configuration_gemo_clap import GEmoClapConfig
-from .modeling_gemo_clap import GEmoClapForAudioClassification
+from ..configuration_gemo_clap import GEmoClapConfig
+from ..modeling_gemo_clap import GEmoClapForAudioClassification
 from .random_towers import speech_tower_config, text_tower_config, train_prompt_tokenizer
 
 SAMPLING_RATE = 16000
@@ -395,7 +395,7 @@ def padding_efficiency(lengths: np.ndarray, order: list[int], batch_size: int) -
 def measure_padding_efficiency(settings: Settings) -> dict:
     """One epoch per repeat through the training scripts' length-grouped sampler (transformers' grouping, seeded by
     epoch) vs random batches."""
-    from .training.sampling import EpochSeededLengthGroupedSampler
+    from ..training.sampling import EpochSeededLengthGroupedSampler
 
     lengths = iemocap_like_lengths(settings.seed)
     sampler = EpochSeededLengthGroupedSampler(TRAIN_BATCH_SIZE, lengths.tolist(), seed=settings.seed)
