@@ -1,6 +1,6 @@
 """GEmoClapConfig: one config for the audio tower, the text tower, the projection and the GEmo-CLAP loss.
 
-Travels with saved models (`trust_remote_code`): imports only transformers.
+Travels with saved models (`trust_remote_code`): imports only transformers and its sibling loss file.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import math
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-LOSS_TYPES = ("emo", "sl", "ml")
-TARGET_NORMALIZATIONS = ("sum", "softmax")
+from .loss_gemo_clap import LOSS_TYPES, TARGET_NORMALIZATIONS
+
 DEFAULT_EMOTION_LABELS = ("neutral", "happy", "sad", "angry")
 DEFAULT_GENDER_LABELS = ("female", "male")
 # Temperatures are clamped at 100 after exp (as CLIP/CLAP do) so that the logits cannot blow up.
@@ -28,7 +28,9 @@ class GEmoClapConfig(PretrainedConfig):
         projection_dim: size of the shared embedding space.
         loss_type: `"emo"` (Emo-CLAP), `"sl"` (SL-GEmo-CLAP, soft labels) or `"ml"` (ML-GEmo-CLAP, multi-task).
         alpha_e: weight of the emotion term, in [0, 1] (SL: in the target matrix; ML: between the two losses).
-        emotion_labels: emotion names, in class-id order; they drive `id2label`/`label2id` and are the text prompts.
+        emotion_labels: emotion names, in class-id order; they are the classes and (through `prompt_template`) the
+            text prompts. `id2label`, `label2id` and `num_labels` always follow them: passing or setting an
+            `id2label`/`label2id` re-labels the model (the prompts follow), a different `num_labels` is an error.
         gender_labels: gender names, in id order; ML-GEmo-CLAP encodes them as text.
         prompt_template: how a label becomes text, e.g. `"{}"` or `"a person speaking in a {} voice"`.
         logit_scale_init_value: initial temperature scale (1/0.07, as CLIP), stored as its log.
@@ -54,13 +56,59 @@ class GEmoClapConfig(PretrainedConfig):
     target_normalization: str = "sum"
 
     def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
+        given_id2label = self.id2label
+        if kwargs.get("num_labels") is not None and self.id2label is None:
+            self.id2label = None  # checked below against the label set, once it is known
+        super().__post_init__(**{key: value for key, value in kwargs.items() if key != "num_labels"})
+        labels_given = self.emotion_labels is not DEFAULT_EMOTION_LABELS
+        if given_id2label:
+            from_map = _labels_from_id2label(given_id2label)
+            if labels_given and [str(label) for label in self.emotion_labels] != from_map:
+                raise ValueError(
+                    f"`id2label` {dict(enumerate(from_map))} disagrees with `emotion_labels` {list(self.emotion_labels)}; "
+                    "pass only `emotion_labels` (the classes, in id order): id2label/label2id are derived from it."
+                )
+            self.emotion_labels = from_map
         self.emotion_labels = [str(label) for label in self.emotion_labels]
         self.gender_labels = [str(label) for label in self.gender_labels]
         self._check_values()
+        self._sync_label_maps()
+        object.__setattr__(self, "_labels_ready", True)
+        if kwargs.get("num_labels") is not None:
+            self.num_labels = kwargs["num_labels"]  # validated by the setter
+
+    def _sync_label_maps(self) -> None:
         # The emotion labels are the single source of truth for the classification head and the pipelines.
-        self.id2label = dict(enumerate(self.emotion_labels))
-        self.label2id = {label: index for index, label in self.id2label.items()}
+        object.__setattr__(self, "id2label", dict(enumerate(self.emotion_labels)))
+        object.__setattr__(self, "label2id", {label: index for index, label in enumerate(self.emotion_labels)})
+
+    def __setattr__(self, key, value):
+        """Keep `id2label`, `label2id` and `num_labels` in step with `emotion_labels` after construction."""
+        if not self.__dict__.get("_labels_ready"):
+            return super().__setattr__(key, value)  # still being constructed
+        if key == "num_labels":
+            if value is not None and int(value) != len(self.emotion_labels):
+                raise ValueError(
+                    f"`num_labels={value}` disagrees with the {len(self.emotion_labels)} emotion labels "
+                    f"{self.emotion_labels}: a GEmo-CLAP model's classes are its `emotion_labels`; pass "
+                    "`emotion_labels=[...]` (one name per class, in id order) to re-label it."
+                )
+            return None
+        if key in ("id2label", "label2id") and value is not None:
+            labels = _labels_from_id2label(value if key == "id2label" else {i: n for n, i in value.items()})
+            return self.__setattr__("emotion_labels", labels)
+        if key in ("emotion_labels", "gender_labels"):
+            value = [str(label) for label in value]
+        super().__setattr__(key, value)
+        if key == "emotion_labels":
+            self._check_values()
+            self._sync_label_maps()
+        return None
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        output.pop("_labels_ready", None)  # construction state, not configuration
+        return output
 
     def _check_values(self) -> None:
         if self.loss_type not in LOSS_TYPES:
@@ -108,6 +156,14 @@ class GEmoClapConfig(PretrainedConfig):
             field += (kernel - 1) * stride
             stride *= step
         return field
+
+
+def _labels_from_id2label(id2label: dict) -> list[str]:
+    """Label names in id order from an `id2label` map (keys may be strings, as in JSON); ids must be 0..N-1."""
+    by_id = {int(key): str(value) for key, value in id2label.items()}
+    if sorted(by_id) != list(range(len(by_id))):
+        raise ValueError(f"`id2label` must map ids 0..N-1 to label names, got keys {sorted(by_id)}.")
+    return [by_id[index] for index in range(len(by_id))]
 
 
 __all__ = ["GEmoClapConfig", "LOSS_TYPES", "MAX_LOGIT_SCALE"]

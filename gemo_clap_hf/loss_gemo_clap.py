@@ -1,7 +1,9 @@
-"""The Emo-CLAP, SL-GEmo-CLAP and ML-GEmo-CLAP losses as pure functions, plus the cross-process gather.
+"""The Emo-CLAP, SL-GEmo-CLAP and ML-GEmo-CLAP losses: `GEmoClapLoss`, configured once, tensors in, named terms out.
 
-Kept outside the model (as open_clip does) so that the losses can be tested against the formulas on their own.
-Travels with saved models (`trust_remote_code`): imports only torch.
+Kept outside the model (as open_clip's `ClipLoss` is): `GEmoClapLoss.from_config(config)` builds it, its `forward`
+gathers the batch across processes and applies the formulas, which are also plain functions (`gemo_clap_loss`) so
+that tests can check them against a loop reference. Travels with saved models (`trust_remote_code`): imports only
+torch.
 
 Notation (N utterances in the global batch): A, T are N×d L2-normalised audio and text embeddings, e and g the
 emotion and gender ids, C_a = s_a·A·Tᵀ and C_t = s_t·T·Aᵀ the scaled similarities, M_e / M_g the same-emotion /
@@ -14,16 +16,22 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 LOSS_TYPES = ("emo", "sl", "ml")
+TARGET_NORMALIZATIONS = ("sum", "softmax")
 
 
 @dataclass
 class GEmoClapLossOutput:
-    """The total loss and its parts (`gender_loss` only for ML-GEmo-CLAP)."""
+    """The total loss and its named terms.
+
+    `emotion_loss`: the emotion contrastive term (Emo-CLAP: the whole loss; ML: L_emo; SL: None, since its one
+    target matrix mixes emotion and gender and has no separate emotion term). `gender_loss`: ML's L_g, else None.
+    """
 
     loss: torch.Tensor
-    emotion_loss: torch.Tensor
+    emotion_loss: torch.Tensor | None = None
     gender_loss: torch.Tensor | None = None
 
 
@@ -106,7 +114,7 @@ def gemo_clap_loss(
     if loss_type == "sl":
         soft_positives = alpha_e * emotion_positives + (1.0 - alpha_e) * same_label_matrix(gender_labels)
         loss = symmetric_kl(logits_per_audio, logits_per_text, target_distribution(soft_positives, target_normalization))
-        return GEmoClapLossOutput(loss=loss, emotion_loss=loss)
+        return GEmoClapLossOutput(loss=loss)
 
     emotion_loss = symmetric_kl(
         logits_per_audio, logits_per_text, target_distribution(emotion_positives, target_normalization)
@@ -163,7 +171,7 @@ def _all_gather_padded(tensor: torch.Tensor, with_grad: bool) -> torch.Tensor:
 def gather_across_processes(**tensors: torch.Tensor | None) -> dict[str, torch.Tensor | None]:
     """All-gather embeddings (with gradient) and labels (without) so that every process sees the global batch.
 
-    A no-op outside `torch.distributed` (one process), so the model calls it unconditionally.
+    A no-op outside `torch.distributed` (one process).
     """
     if _world_size() == 1:
         return dict(tensors)
@@ -173,8 +181,107 @@ def gather_across_processes(**tensors: torch.Tensor | None) -> dict[str, torch.T
     }
 
 
+def _assert_label_range(name: str, labels: torch.Tensor, num_classes: int) -> None:
+    """Fail on ids outside 0..num_classes-1 without a host sync (`torch._assert_async`: immediate on the CPU,
+    a device-side assert on CUDA). The collator checks label names on the CPU first, with the row named."""
+    in_range = ((labels >= 0) & (labels < num_classes)).all()
+    torch._assert_async(
+        in_range,
+        f"`{name}` holds ids outside 0..{num_classes - 1}; map labels with `config.label2id` "
+        "(or extend `emotion_labels`/`gender_labels` in the config).",
+    )
+
+
+class GEmoClapLoss(nn.Module):
+    """The configured GEmo-CLAP loss over the global batch, from label-prompt tables.
+
+    The text of utterance i is the prompt of its label, so the text tower only encodes the table of label prompts
+    (one row per label, the same shape every step) and row i of T is `emotion_text_embeds[emotion_labels[i]]`: the
+    same loss as encoding one prompt per utterance, at a fraction of the text cost and with no data-dependent shapes.
+    Under `torch.distributed` the audio embeddings (with gradient) and labels are all-gathered; the tables are the
+    same on every process (replicated weights), so each process computes the global-batch loss.
+    """
+
+    def __init__(
+        self,
+        loss_type: str = "sl",
+        alpha_e: float = 0.9,
+        target_normalization: str = "sum",
+        num_emotions: int | None = None,
+        num_genders: int | None = None,
+    ):
+        super().__init__()
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f"`loss_type` must be one of {LOSS_TYPES}, got {loss_type!r}.")
+        if target_normalization not in TARGET_NORMALIZATIONS:
+            raise ValueError(f"`target_normalization` must be one of {TARGET_NORMALIZATIONS}, got {target_normalization!r}.")
+        self.loss_type, self.alpha_e, self.target_normalization = loss_type, float(alpha_e), target_normalization
+        self.num_emotions, self.num_genders = num_emotions, num_genders
+
+    @classmethod
+    def from_config(cls, config) -> GEmoClapLoss:
+        return cls(
+            loss_type=config.loss_type,
+            alpha_e=config.alpha_e,
+            target_normalization=config.target_normalization,
+            num_emotions=len(config.emotion_labels),
+            num_genders=len(config.gender_labels),
+        )
+
+    @property
+    def needs_gender(self) -> bool:
+        return self.loss_type in ("sl", "ml")
+
+    def forward(
+        self,
+        audio_embeds: torch.Tensor,
+        emotion_text_embeds: torch.Tensor,
+        logit_scales: tuple[torch.Tensor, torch.Tensor],
+        emotion_labels: torch.Tensor,
+        gender_labels: torch.Tensor | None = None,
+        gender_text_embeds: torch.Tensor | None = None,
+    ) -> GEmoClapLossOutput:
+        """Args:
+        audio_embeds: (batch, dim) L2-normalised audio embeddings of this process's clips.
+        emotion_text_embeds: (num_emotions, dim) the emotion label-prompt table, in label-id order.
+        logit_scales: (s_a, s_t), the exp'd temperatures.
+        emotion_labels, gender_labels: (batch,) label ids (gender needed for "sl" and "ml").
+        gender_text_embeds: (num_genders, dim) the gender label-prompt table (ML only).
+        """
+        if emotion_labels is None:
+            raise ValueError("the GEmo-CLAP loss needs `emotion_labels` (one emotion id per clip).")
+        if self.needs_gender and gender_labels is None:
+            raise ValueError(f"loss_type={self.loss_type!r} needs `gender_labels` (one gender id per clip).")
+        if self.loss_type == "ml" and gender_text_embeds is None:
+            raise ValueError("loss_type='ml' needs the gender label-prompt table (`gender_text_embeds`).")
+        _check_batch(audio_embeds, audio_embeds, {"emotion_labels": emotion_labels, "gender_labels": gender_labels})
+        num_emotions = self.num_emotions or emotion_text_embeds.shape[0]
+        _assert_label_range("emotion_labels", emotion_labels, num_emotions)
+        if gender_labels is not None and self.num_genders is not None:
+            _assert_label_range("gender_labels", gender_labels, self.num_genders)
+        batch = gather_across_processes(audio=audio_embeds, emotion=emotion_labels, gender=gender_labels)
+        gender_rows = None
+        if self.loss_type == "ml":
+            gender_rows = gender_text_embeds[batch["gender"]]
+        scale_audio, scale_text = logit_scales
+        return gemo_clap_loss(
+            batch["audio"],
+            emotion_text_embeds[batch["emotion"]],
+            batch["emotion"],
+            scale_audio,
+            scale_text,
+            loss_type=self.loss_type,
+            alpha_e=self.alpha_e,
+            gender_labels=batch["gender"],
+            gender_text_embeds=gender_rows,
+            target_normalization=self.target_normalization,
+        )
+
+
 __all__ = [
+    "GEmoClapLoss",
     "GEmoClapLossOutput",
+    "LOSS_TYPES",
     "gemo_clap_loss",
     "gather_across_processes",
     "same_label_matrix",

@@ -13,23 +13,39 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import ModelOutput, SequenceClassifierOutput
-from transformers.utils import WEIGHTS_INDEX_NAME, WEIGHTS_NAME
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutput, SequenceClassifierOutput
+from transformers.utils import WEIGHTS_INDEX_NAME, WEIGHTS_NAME, can_return_tuple
 
 from .configuration_gemo_clap import MAX_LOGIT_SCALE, GEmoClapConfig
-from .loss_gemo_clap import gather_across_processes, gemo_clap_loss
+from .loss_gemo_clap import GEmoClapLoss, _assert_label_range
+from .padding_gemo_clap import make_padding_invariant
+
+LABEL_KINDS = ("emotion", "gender")
+# `from_pretrained` keywords that also locate the tokenizer saved beside the weights.
+_TOKENIZER_HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "trust_remote_code")
 
 
 @dataclass
 class GEmoClapOutput(ModelOutput):
-    """What `GEmoClapModel.forward` returns: similarities, embeddings and (with labels) the GEmo-CLAP loss."""
+    """What `GEmoClapModel.forward` returns (N clips; L emotion labels; T texts when `input_ids` are given).
+
+    Args:
+        loss: `()`, the configured GEmo-CLAP loss (with labels, or `return_loss=True`).
+        logits_per_audio: `(N, L)` s_a-scaled similarities of every clip to every emotion label's prompt, in
+            `config.id2label` order (no `input_ids`); `(N, T)` to the given texts otherwise.
+        logits_per_text: `(L, N)` or `(T, N)`: the same similarities scaled by s_t, text-major.
+        audio_embeds: `(N, projection_dim)` L2-normalised audio embeddings (one per clip, windows averaged).
+        text_embeds: `(L, projection_dim)` the emotion label-prompt table, or `(T, projection_dim)` the given texts.
+        emotion_loss: `()` the emotion contrastive term (Emo-CLAP: the loss; ML: L_emo; SL: None, its one target
+            mixes emotion and gender).
+        gender_loss: `()` ML-GEmo-CLAP's gender contrastive term L_g; None for the other variants.
+    """
 
     loss: torch.FloatTensor | None = None
     logits_per_audio: torch.FloatTensor | None = None
     logits_per_text: torch.FloatTensor | None = None
     audio_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
-    gender_text_embeds: torch.FloatTensor | None = None
     emotion_loss: torch.FloatTensor | None = None
     gender_loss: torch.FloatTensor | None = None
 
@@ -70,7 +86,8 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, reading weights from safetensors only unless told otherwise.
+        """`PreTrainedModel.from_pretrained` (every keyword it takes), safetensors only unless told otherwise, then
+        the label prompts tokenised with the tokenizer saved beside the weights (see `set_prompts`).
 
         GEmo-CLAP checkpoints are always saved as safetensors, so a pickle file in their place is refused instead
         of unpickled (`use_safetensors=False` lifts this for checkpoints you trust).
@@ -78,12 +95,26 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
         defaulted = "use_safetensors" not in kwargs
         kwargs.setdefault("use_safetensors", True)
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except OSError as error:
             if not defaulted or "safetensors" not in str(error):
                 raise
             raise OSError(_safetensors_only_message(pretrained_model_name_or_path, kwargs.get("subfolder"),
                                                     error)) from error
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # `output_loading_info=True` gives (model, info)
+        model._load_prompt_tokenizer(pretrained_model_name_or_path, kwargs)
+        return loaded
+
+    def _load_prompt_tokenizer(self, name_or_path, kwargs) -> None:
+        from transformers import AutoTokenizer
+
+        hub_kwargs = {key: kwargs[key] for key in _TOKENIZER_HUB_KWARGS if key in kwargs}
+        try:
+            # `config=` spares AutoTokenizer a second config load (which would ask again about remote code).
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, config=self.config, **hub_kwargs)
+        except (OSError, ValueError, TypeError):
+            return  # No tokenizer beside the weights: the user calls `set_prompts(tokenizer)` (named in the error).
+        self.set_prompts(tokenizer)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, with both model classes in `auto_map`.
@@ -112,24 +143,6 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
-def _check_labels(name: str, labels: torch.Tensor, num_classes: int) -> None:
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        bad = labels[(labels < 0) | (labels >= num_classes)].unique().tolist()
-        raise ValueError(
-            f"`{name}` contains ids {bad} outside 0..{num_classes - 1}; map labels with `config.label2id` "
-            "(or extend `emotion_labels`/`gender_labels` in the config)."
-        )
-
-
-def _first_unique_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the first occurrence of each distinct row, and the map from every row to its distinct row."""
-    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    positions = torch.arange(len(inverse), device=rows.device)
-    first = torch.full((int(inverse.max()) + 1,), len(inverse), device=rows.device, dtype=positions.dtype)
-    first = first.scatter_reduce(0, inverse, positions, reduce="amin")
-    return first, inverse
-
-
 def _check_clip_index(clip_index: torch.Tensor, num_rows: int) -> int:
     """The number of clips that `clip_index` maps rows to, after checking it can come from the feature extractor."""
     fix = "pass the `clip_index` that GEmoClapFeatureExtractor returned with these `input_values`"
@@ -154,8 +167,21 @@ def average_windows(embeds: torch.Tensor, clip_index: torch.Tensor, weights: tor
     return nn.functional.normalize(sums, dim=-1).to(embeds.dtype)
 
 
+def _drop_unused_modules(text_model: nn.Module) -> nn.Module:
+    """Remove the text tower's pooler: GEmo-CLAP reads the first token's last hidden state, so a pooler would be a
+    trainable module without gradient, which stops DDP without `find_unused_parameters` (the Trainer's choice under
+    gradient checkpointing). RoBERTa/BERT-style models skip a `None` pooler."""
+    if isinstance(getattr(text_model, "pooler", None), nn.Module):
+        text_model.pooler = None
+    return text_model
+
+
 class GEmoClapModel(GEmoClapPreTrainedModel):
     """Speech encoder + text encoder projected into one space, trained with the Emo/SL/ML-GEmo-CLAP losses.
+
+    The model holds the label-prompt table (`set_prompts`): the text of an utterance is its label's prompt, so the
+    text tower encodes the fixed table (one prompt per label) and training, evaluation, the classifier and the
+    benchmark all index it by label id.
 
     `window_batch_size`: how many windows of long clips (see `GEmoClapFeatureExtractor.max_length_s`) go through
     the audio tower at once; lower it if long files run out of memory.
@@ -173,9 +199,15 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         if getattr(config, "model_type", None) != GEmoClapConfig.model_type:
             raise TypeError(f"`config` must be a GEmoClapConfig, got {type(config).__name__}.")
         super().__init__(config)
-        self.audio_model = audio_model if audio_model is not None else AutoModel.from_config(config.audio_config)
-        self.text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
-        # The towers read their configs from the parent's, so that changes to one are seen by both.
+        audio_model = audio_model if audio_model is not None else AutoModel.from_config(config.audio_config)
+        text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
+        self.audio_model = make_padding_invariant(audio_model)
+        self.text_model = _drop_unused_modules(text_model)
+        # The towers read their configs from the parent's, so that changes to one are seen by both. The parent's
+        # sub-configs first take the attention implementation the towers were built with: left at None, RoBERTa
+        # attends to the padding of the label prompts (towers given by `from_audio_text_pretrained`).
+        config.audio_config._attn_implementation = audio_model.config._attn_implementation
+        config.text_config._attn_implementation = text_model.config._attn_implementation
         self.audio_model.config = config.audio_config
         self.text_model.config = config.text_config
         self.audio_projection = GEmoClapProjection(config.audio_config.hidden_size, config.projection_dim)
@@ -183,6 +215,13 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         initial = math.log(config.logit_scale_init_value)
         self.logit_scale_audio = nn.Parameter(torch.tensor(initial))
         self.logit_scale_text = nn.Parameter(torch.tensor(initial))
+        for kind in LABEL_KINDS:  # the label-prompt table (set_prompts): follows the model across devices, not saved
+            self.register_buffer(f"{kind}_prompt_ids", None, persistent=False)
+            self.register_buffer(f"{kind}_prompt_mask", None, persistent=False)
+        self._prompt_texts: dict[str, list[str]] = {}
+        self._prompt_tokenizer = None
+        self._label_cache: dict[str, torch.Tensor] = {}
+        self.register_load_state_dict_post_hook(lambda module, incompatible_keys: module._label_cache.clear())
         self.post_init()
 
     @classmethod
@@ -193,7 +232,7 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
 
         Keyword arguments prefixed `audio_` / `text_` go to the towers' `from_pretrained` (e.g. `audio_revision`);
         the rest go to `GEmoClapConfig` (e.g. `loss_type="sl"`, `alpha_e=0.9`). Projections and temperatures are
-        newly initialised.
+        newly initialised; the label prompts are tokenised with the text encoder's tokenizer when it has one.
         """
         tower_kwargs = {"audio": {}, "text": {}}
         for key in list(config_kwargs):
@@ -203,35 +242,144 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         audio_model = AutoModel.from_pretrained(audio_model_name_or_path, **tower_kwargs["audio"])
         text_model = AutoModel.from_pretrained(text_model_name_or_path, **tower_kwargs["text"])
         config = GEmoClapConfig.from_audio_text_configs(audio_model.config, text_model.config, **config_kwargs)
-        return cls(config, audio_model=audio_model, text_model=text_model)
+        model = cls(config, audio_model=audio_model, text_model=text_model)
+        model._load_prompt_tokenizer(text_model_name_or_path, tower_kwargs["text"])
+        return model
+
+    # ----- temperatures -----------------------------------------------------------------------------------------
+
+    logit_scale_parameter_names = ("logit_scale_audio", "logit_scale_text")
 
     @property
     def logit_scales(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(s_a, s_t): the exp'd temperatures, clamped at 100."""
-        return (
-            self.logit_scale_audio.exp().clamp(max=MAX_LOGIT_SCALE),
-            self.logit_scale_text.exp().clamp(max=MAX_LOGIT_SCALE),
+        """(s_a, s_t): the exp'd temperatures, at most 100.
+
+        The cap passes the gradient straight through (value min(x, log 100), derivative 1), so a log-scale above
+        the cap is still pulled back down by the loss; `clamp_logit_scales_` (called by GEmoClapTrainer after every
+        optimizer step, as open_clip does) keeps the parameters themselves at most log 100.
+        """
+        cap = math.log(MAX_LOGIT_SCALE)
+        return tuple(
+            (scale - (scale - scale.clamp(max=cap)).detach()).exp()
+            for scale in (self.logit_scale_audio, self.logit_scale_text)
         )
+
+    @torch.no_grad()
+    def clamp_logit_scales_(self) -> None:
+        """Clamp the log-temperature parameters to at most log(100), in place (after an optimizer step)."""
+        for name in self.logit_scale_parameter_names:
+            getattr(self, name).clamp_(max=math.log(MAX_LOGIT_SCALE))
+
+    # ----- freezing ---------------------------------------------------------------------------------------------
 
     def freeze_feature_encoder(self) -> None:
         """Freeze the speech encoder's CNN, as usual when fine-tuning wav2vec2-family models."""
         self.audio_model.freeze_feature_encoder()
+
+    def freeze_text_embeddings(self) -> None:
+        """Stop training the text tower's word embeddings.
+
+        Only the prompt tokens' rows would get gradient, but an AdamW step still updates (and weight-decays) the
+        whole matrix: 39 M of RoBERTa base's parameters, a fixed cost per step that dominates at small batches.
+        """
+        self.text_model.get_input_embeddings().requires_grad_(False)
+
+    # ----- label prompts ----------------------------------------------------------------------------------------
+
+    def set_prompts(self, tokenizer) -> None:
+        """Tokenise every emotion and gender label's prompt once (`config.prompts`), as the model's label table.
+
+        Done by `from_pretrained` from a folder that holds the tokenizer, by `from_audio_text_pretrained`, and by
+        GEmoClapTrainer; call it yourself for a model built from a bare config. The tokenizer is kept, so that a
+        model re-labelled later (new `config.emotion_labels`) re-derives its prompts.
+        """
+        self._prompt_tokenizer = tokenizer
+        device = self.text_projection.dense_in.weight.device
+        for kind in LABEL_KINDS:
+            texts = self.config.prompts(self._labels(kind))
+            encoded = tokenizer(texts, padding=True, return_tensors="pt")
+            setattr(self, f"{kind}_prompt_ids", encoded["input_ids"].to(device))
+            setattr(self, f"{kind}_prompt_mask", encoded["attention_mask"].to(device))
+            self._prompt_texts[kind] = texts
+        self._label_cache.clear()
+
+    @property
+    def has_prompts(self) -> bool:
+        return all(getattr(self, f"{kind}_prompt_ids") is not None for kind in LABEL_KINDS)
+
+    def _labels(self, kind: str) -> list[str]:
+        if kind not in LABEL_KINDS:
+            raise ValueError(f"`kind` must be one of {LABEL_KINDS}, got {kind!r}.")
+        return self.config.emotion_labels if kind == "emotion" else self.config.gender_labels
+
+    def _prompt_inputs(self, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tokenised prompts of `kind`, re-tokenised first if the config's labels or template changed."""
+        if self._prompt_texts.get(kind) != self.config.prompts(self._labels(kind)):
+            if self._prompt_tokenizer is None:
+                raise RuntimeError(
+                    "the label prompts are not tokenised: load the model with `from_pretrained` from a folder that "
+                    "holds its tokenizer, or call `model.set_prompts(tokenizer)` once."
+                )
+            self.set_prompts(self._prompt_tokenizer)
+        return getattr(self, f"{kind}_prompt_ids"), getattr(self, f"{kind}_prompt_mask")
+
+    def train(self, mode: bool = True):
+        """`nn.Module.train`; also drops the cached label embeddings, so every evaluation starts from the weights
+        as they are (fused optimizers and `p.data` updates change weights without any other trace)."""
+        self._label_cache.clear()
+        return super().train(mode)
+
+    def label_embeddings(self, kind: str = "emotion") -> torch.Tensor:
+        """`(num_labels, projection_dim)` L2-normalised embeddings of every `kind` ("emotion"/"gender") label's
+        prompt, in label-id order.
+
+        Training mode: recomputed at every call (with gradient when enabled). Evaluation mode: computed once and
+        cached until the next `train()`/`eval()` call, `load_state_dict`, or a dtype/device change; after changing
+        weights in place in evaluation mode, call `model.eval()` again.
+        """
+        input_ids, attention_mask = self._prompt_inputs(kind)
+        reference = self.text_projection.dense_in.weight
+        cached = None if self.training else self._label_cache.get(kind)
+        if cached is not None and cached.dtype == reference.dtype and cached.device == reference.device:
+            if cached.is_inference() and not torch.is_inference_mode_enabled():
+                cached = self._label_cache[kind] = cached.clone()  # usable by autograd outside inference mode
+            return cached
+        embeds = self.get_text_features(input_ids, attention_mask, return_dict=True).pooler_output
+        if not self.training and not _is_tracing():
+            self._label_cache[kind] = embeds.detach()
+        return embeds
+
+    def label_logits(self, audio_embeds: torch.Tensor, kind: str = "emotion") -> torch.Tensor:
+        """`(N, num_labels)`: s_a · similarity of audio embeddings to every `kind` label's prompt, in id order.
+
+        For callers that want both emotion and gender scores from one audio-tower pass (`get_audio_features`).
+        """
+        scale_audio, _ = self.logit_scales
+        return scale_audio * audio_embeds @ self.label_embeddings(kind).to(audio_embeds.dtype).t()
+
+    # ----- towers -----------------------------------------------------------------------------------------------
 
     def _frame_mask(self, audio_attention_mask: torch.Tensor, num_frames: int) -> torch.Tensor:
         # The encoder's own output-length formula, not an approximate ratio, so padding never shifts a clip's mean.
         lengths = self.audio_model._get_feat_extract_output_lengths(audio_attention_mask.sum(-1))
         return torch.arange(num_frames, device=lengths.device)[None, :] < lengths[:, None]
 
+    @can_return_tuple
     def get_audio_features(
         self,
         input_values: torch.Tensor,
         audio_attention_mask: torch.Tensor | None = None,
         clip_index: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """L2-normalised audio embeddings: masked mean of the last hidden state, projected.
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> BaseModelOutputWithPooling:
+        """Audio embeddings, as transformers 5's `ClapModel.get_audio_features`.
 
-        With `clip_index` (rows are windows of long clips, as `GEmoClapFeatureExtractor` returns them) the windows
-        are encoded `window_batch_size` at a time and averaged into one embedding per clip (`average_windows`).
+        Returns a `BaseModelOutputWithPooling` whose `pooler_output` is the `(clips, projection_dim)` L2-normalised
+        embedding (masked mean of the tower's last hidden state, projected); `last_hidden_state`, `hidden_states`
+        and `attentions` are the tower's, for unwindowed input. With `clip_index` (rows are windows of long clips,
+        as `GEmoClapFeatureExtractor` returns them) the windows are encoded `window_batch_size` at a time and
+        averaged into one embedding per clip (`average_windows`); the tower's outputs are then left out.
         """
         if input_values.ndim != 2:
             raise ValueError(f"`input_values` must be (batch, samples), got shape {tuple(input_values.shape)}.")
@@ -242,17 +390,29 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
                 f"({receptive_field}); pad clips with GEmoClapFeatureExtractor (it pads short clips) or pass longer audio."
             )
         if clip_index is None:
-            return self._embed_rows(input_values, audio_attention_mask)
-        return self._embed_windows(input_values, audio_attention_mask, clip_index)
+            return self._embed_rows(input_values, audio_attention_mask, output_hidden_states, output_attentions)
+        return BaseModelOutputWithPooling(pooler_output=self._embed_windows(input_values, audio_attention_mask, clip_index))
 
-    def _embed_rows(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None) -> torch.Tensor:
-        hidden = self.audio_model(input_values, attention_mask=audio_attention_mask, return_dict=True).last_hidden_state
+    def _embed_rows(self, input_values, audio_attention_mask, output_hidden_states=None, output_attentions=None):
+        tower = self.audio_model(
+            input_values,
+            attention_mask=audio_attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        hidden = tower.last_hidden_state
         if audio_attention_mask is None:
             pooled = hidden.mean(dim=1)
         else:
             mask = self._frame_mask(audio_attention_mask, hidden.shape[1]).unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return nn.functional.normalize(self.audio_projection(pooled), dim=-1)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden,
+            pooler_output=nn.functional.normalize(self.audio_projection(pooled), dim=-1),
+            hidden_states=tower.hidden_states,
+            attentions=tower.attentions,
+        )
 
     def _embed_windows(
         self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None, clip_index: torch.Tensor
@@ -266,7 +426,7 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             if mask is not None:  # drop the padding the whole batch shares but this chunk does not need
                 length = max(int(mask.sum(-1).max()), self.config.receptive_field)
                 values, mask = values[:, :length], mask[:, :length]
-            chunks.append(self._embed_rows(values, mask))
+            chunks.append(self._embed_rows(values, mask).pooler_output)
         lengths = (
             audio_attention_mask.sum(-1)
             if audio_attention_mask is not None
@@ -274,34 +434,37 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         )
         return average_windows(torch.cat(chunks), clip_index, lengths)
 
+    @can_return_tuple
     def get_text_features(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """L2-normalised text embeddings: the first token's last hidden state, projected."""
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> BaseModelOutputWithPooling:
+        """Text embeddings, as transformers 5's `ClapModel.get_text_features`: `pooler_output` is the
+        `(texts, projection_dim)` L2-normalised projection of the first token's last hidden state."""
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        hidden = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **extra)
-        return nn.functional.normalize(self.text_projection(hidden.last_hidden_state[:, 0]), dim=-1)
+        tower = self.text_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+            **extra,
+        )
+        embeds = nn.functional.normalize(self.text_projection(tower.last_hidden_state[:, 0]), dim=-1)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=tower.last_hidden_state,
+            pooler_output=embeds,
+            hidden_states=tower.hidden_states,
+            attentions=tower.attentions,
+        )
 
-    def encode_distinct_texts(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """`get_text_features` for a batch of label prompts, running the text tower on distinct prompts only.
+    # ----- forward ----------------------------------------------------------------------------------------------
 
-        A batch of N utterances holds at most #labels distinct prompts, so this costs a fraction of N text passes;
-        rows are gathered back, so the result (and the loss) is the same as encoding every row.
-        """
-        key = input_ids if attention_mask is None else torch.cat([input_ids, attention_mask.to(input_ids.dtype)], -1)
-        first, inverse = _first_unique_rows(key)
-        pick = (lambda t: None if t is None else t[first])
-        distinct = self.get_text_features(pick(input_ids), pick(attention_mask), pick(token_type_ids))
-        return distinct[inverse]
-
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
@@ -311,90 +474,67 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         emotion_labels: torch.Tensor | None = None,
         gender_labels: torch.Tensor | None = None,
-        gender_input_ids: torch.Tensor | None = None,
-        gender_attention_mask: torch.Tensor | None = None,
         return_loss: bool | None = None,
         clip_index: torch.Tensor | None = None,
-        **kwargs,
     ) -> GEmoClapOutput:
         """Embed audio and texts; with `emotion_labels` (and gender labels for SL/ML) also compute the loss.
 
+        Without `input_ids` the texts are the emotion label prompts (the model's table), so `logits_per_audio` is
+        `(N, num_emotions)` in `config.id2label` order; with `input_ids` (any texts, e.g. zero-shot candidates) it
+        is `(N, T)`. The loss always uses the label tables indexed by the label ids (see `GEmoClapLoss`).
         `attention_mask` is the text mask; the audio mask is always `audio_attention_mask`. `clip_index` (from the
-        feature extractor, for clips split into windows) gives one audio embedding per clip.
+        feature extractor, for clips split into windows) gives one audio embedding per clip. `return_dict=False`
+        gives a tuple in the field order of `GEmoClapOutput`, without the None fields.
         """
+        audio_embeds = self.get_audio_features(input_values, audio_attention_mask, clip_index, return_dict=True).pooler_output
         if input_ids is None:
-            raise ValueError("`input_ids` (the tokenised label prompts) are required; use get_audio_features for audio only.")
-        audio_embeds = self.get_audio_features(input_values, audio_attention_mask, clip_index)
-        text_embeds = self.encode_distinct_texts(input_ids, attention_mask, token_type_ids)
+            text_embeds = self.label_embeddings("emotion")
+        else:
+            text_embeds = self.get_text_features(input_ids, attention_mask, token_type_ids, return_dict=True).pooler_output
         scale_audio, scale_text = self.logit_scales
-        logits_per_audio = scale_audio * audio_embeds @ text_embeds.t()
-        logits_per_text = scale_text * text_embeds @ audio_embeds.t()
+        logits_per_audio = scale_audio * audio_embeds @ text_embeds.t().to(audio_embeds.dtype)
+        logits_per_text = scale_text * text_embeds.to(audio_embeds.dtype) @ audio_embeds.t()
 
         want_loss = emotion_labels is not None if return_loss is None else return_loss
-        gender_text_embeds = None
-        if gender_input_ids is not None:
-            gender_text_embeds = self.encode_distinct_texts(gender_input_ids, gender_attention_mask)
         losses = None
         if want_loss:
-            losses = self._loss(audio_embeds, text_embeds, emotion_labels, gender_labels, gender_text_embeds)
+            if emotion_labels is None:
+                raise ValueError("`return_loss=True` needs `emotion_labels` (one emotion id per clip).")
+            loss_fn = GEmoClapLoss.from_config(self.config)
+            emotion_table = text_embeds if input_ids is None else self.label_embeddings("emotion")
+            gender_table = self.label_embeddings("gender") if self.config.loss_type == "ml" else None
+            losses = loss_fn(audio_embeds, emotion_table, (scale_audio, scale_text), emotion_labels,
+                             gender_labels, gender_table)
         return GEmoClapOutput(
             loss=None if losses is None else losses.loss,
             logits_per_audio=logits_per_audio,
             logits_per_text=logits_per_text,
             audio_embeds=audio_embeds,
             text_embeds=text_embeds,
-            gender_text_embeds=gender_text_embeds,
             emotion_loss=None if losses is None else losses.emotion_loss,
             gender_loss=None if losses is None else losses.gender_loss,
         )
 
-    def _loss(self, audio_embeds, text_embeds, emotion_labels, gender_labels, gender_text_embeds):
-        config = self.config
-        if emotion_labels is None:
-            raise ValueError("`return_loss=True` needs `emotion_labels` (one emotion id per clip).")
-        _check_labels("emotion_labels", emotion_labels, len(config.emotion_labels))
-        if gender_labels is not None:
-            _check_labels("gender_labels", gender_labels, len(config.gender_labels))
-        if config.loss_type == "ml" and gender_text_embeds is None:
-            raise ValueError(
-                "ML-GEmo-CLAP needs `gender_input_ids` (the tokenised gender prompts, one per clip); "
-                "GEmoClapDataCollator adds them when the config's loss_type is 'ml'."
-            )
-        batch = gather_across_processes(
-            audio=audio_embeds,
-            text=text_embeds,
-            gender_text=gender_text_embeds,
-            emotion=emotion_labels,
-            gender=gender_labels,
-        )
-        scale_audio, scale_text = self.logit_scales
-        return gemo_clap_loss(
-            batch["audio"],
-            batch["text"],
-            batch["emotion"],
-            scale_audio,
-            scale_text,
-            loss_type=config.loss_type,
-            alpha_e=config.alpha_e,
-            gender_labels=batch["gender"],
-            gender_text_embeds=batch["gender_text"],
-            target_normalization=config.target_normalization,
-        )
+
+def _is_tracing() -> bool:
+    """Whether torch.compile / torch.export is tracing: their tensors must not be cached across calls."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and (compiler.is_compiling() or getattr(compiler, "is_exporting", bool)()))
 
 
 class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
     """Emotion classification by similarity to every emotion label's prompt; inference costs one audio pass.
 
-    The label prompts are tokenised once (with the tokenizer saved beside the model, or given to `set_prompts`),
-    encoded, and cached; the cache is rebuilt whenever the text tower's weights change (an optimizer step,
-    `load_state_dict`, a dtype or device move), detected through the parameters' version counters.
+    The label-prompt embeddings come from the dual encoder's table (`GEmoClapModel.label_embeddings`), cached in
+    evaluation mode and dropped at every `train()`/`eval()` call, so they never go stale whatever changed the weights.
+    The text temperature is not used by classification and is frozen here, so that every trainable parameter gets
+    a gradient (DDP without `find_unused_parameters`).
     """
 
     def __init__(self, config: GEmoClapConfig):
         super().__init__(config)
         self.gemo_clap = GEmoClapModel(config)
-        self._prompt_inputs: dict[str, dict[str, torch.Tensor]] = {}
-        self._prompt_cache: dict[str, tuple[tuple, torch.Tensor]] = {}
+        self.gemo_clap.logit_scale_text.requires_grad_(False)
         self.post_init()
 
     def freeze_feature_encoder(self) -> None:
@@ -410,92 +550,58 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
         self.gemo_clap.window_batch_size = value
 
     def set_prompts(self, tokenizer) -> None:
-        """Tokenise the emotion and gender prompts once; needed before the first forward (done on `from_pretrained`)."""
-        for kind, labels in (("emotion", self.config.emotion_labels), ("gender", self.config.gender_labels)):
-            encoded = tokenizer(self.config.prompts(labels), padding=True, return_tensors="pt")
-            self._prompt_inputs[kind] = dict(encoded)
-        self._prompt_cache.clear()
+        """Tokenise the label prompts once (see `GEmoClapModel.set_prompts`; done by `from_pretrained`)."""
+        self.gemo_clap.set_prompts(tokenizer)
 
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, then the label prompts tokenised with the saved tokenizer."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model._load_prompt_tokenizer(pretrained_model_name_or_path, kwargs)
-        return model
-
-    def _load_prompt_tokenizer(self, name_or_path, kwargs) -> None:
-        from transformers import AutoTokenizer
-
-        hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only", "subfolder") if k in kwargs}
-        try:
-            # `config=` spares AutoTokenizer a second config load (which would ask again about remote code).
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path, config=self.config, **hub_kwargs)
-        except (OSError, ValueError):
-            return  # No tokenizer saved beside the weights: the user calls `set_prompts(tokenizer)` (named in the error).
-        self.set_prompts(tokenizer)
-
-    def _text_weights_version(self) -> tuple:
-        text_parts = (self.gemo_clap.text_model, self.gemo_clap.text_projection)
-        return tuple((p.data_ptr(), p._version, p.dtype, p.device) for part in text_parts for p in part.parameters())
+    @property
+    def has_prompts(self) -> bool:
+        return self.gemo_clap.has_prompts
 
     def label_embeddings(self, kind: str = "emotion") -> torch.Tensor:
-        """Embeddings of every `kind` ("emotion" or "gender") label's prompt, in label-id order, cached."""
-        if kind not in self._prompt_inputs:
-            raise RuntimeError(
-                "the label prompts are not tokenised: load the model with `from_pretrained` from a folder that holds "
-                "its tokenizer, or call `model.set_prompts(tokenizer)` once."
-            )
-        track_grad = torch.is_grad_enabled() and self.training
-        if not track_grad:
-            version = self._text_weights_version()
-            cached = self._prompt_cache.get(kind)
-            if cached is not None and cached[0] == version:
-                return cached[1]
-        device = self.gemo_clap.text_projection.dense_in.weight.device
-        inputs = {name: tensor.to(device) for name, tensor in self._prompt_inputs[kind].items()}
-        embeds = self.gemo_clap.get_text_features(**inputs)
-        if not track_grad:
-            self._prompt_cache[kind] = (version, embeds.detach())
-        return embeds
+        """See `GEmoClapModel.label_embeddings`."""
+        return self.gemo_clap.label_embeddings(kind)
 
     def label_logits(self, audio_embeds: torch.Tensor, kind: str = "emotion") -> torch.Tensor:
-        """s_a · similarity of audio embeddings to every `kind` ("emotion"/"gender") prompt, in label-id order.
+        """See `GEmoClapModel.label_logits`: emotion and gender scores from one audio pass."""
+        return self.gemo_clap.label_logits(audio_embeds, kind)
 
-        For callers that want both emotion and gender scores from one audio-tower pass (`get_audio_features`).
-        """
-        scale_audio, _ = self.gemo_clap.logit_scales
-        return scale_audio * audio_embeds @ self.label_embeddings(kind).to(audio_embeds.dtype).t()
-
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
         audio_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         clip_index: torch.Tensor | None = None,
-        **kwargs,
+        attention_mask: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
-        """Logits = s_a · similarity to each emotion prompt, in `config.id2label` order; cross-entropy with labels.
+        """Logits `(clips, num_labels)` = s_a · similarity to each emotion prompt, in `config.id2label` order;
+        cross-entropy with `labels`.
 
-        With `clip_index` (clips split into windows by the feature extractor) there is one row of logits per clip.
+        An audio-only model: `attention_mask` is accepted as the audio mask (the name
+        `Wav2Vec2ForSequenceClassification` uses), as is `audio_attention_mask`. With `clip_index` (clips split into
+        windows by the feature extractor) there is one row of logits per clip.
         """
-        audio_embeds = self.gemo_clap.get_audio_features(input_values, audio_attention_mask, clip_index)
+        audio_attention_mask = _one_audio_mask(audio_attention_mask, attention_mask)
+        audio_embeds = self.gemo_clap.get_audio_features(
+            input_values, audio_attention_mask, clip_index, return_dict=True
+        ).pooler_output
         logits = self.label_logits(audio_embeds, "emotion")
         loss = None
         if labels is not None:
-            _check_labels("labels", labels, len(self.config.emotion_labels))
+            _assert_label_range("labels", labels, len(self.config.emotion_labels))
             loss = nn.functional.cross_entropy(logits.float(), labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
-    @torch.no_grad()
-    def gender_logits(
-        self,
-        input_values: torch.Tensor,
-        audio_attention_mask: torch.Tensor | None = None,
-        clip_index: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Scaled similarities to the gender prompts (meaningful for ML-GEmo-CLAP models, trained to align them)."""
-        audio_embeds = self.gemo_clap.get_audio_features(input_values, audio_attention_mask, clip_index)
-        return self.label_logits(audio_embeds, "gender")
+
+def _one_audio_mask(audio_attention_mask: torch.Tensor | None, attention_mask: torch.Tensor | None):
+    if attention_mask is None or audio_attention_mask is None or attention_mask is audio_attention_mask:
+        return audio_attention_mask if audio_attention_mask is not None else attention_mask
+    if attention_mask.shape != audio_attention_mask.shape or not torch.equal(attention_mask, audio_attention_mask):
+        raise ValueError(
+            "`attention_mask` and `audio_attention_mask` are both given and differ; for this audio-only model they "
+            "name the same audio mask: pass one of them."
+        )
+    return audio_attention_mask
 
 
 __all__ = ["GEmoClapModel", "GEmoClapForAudioClassification", "GEmoClapOutput", "GEmoClapPreTrainedModel"]

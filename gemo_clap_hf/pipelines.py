@@ -52,6 +52,29 @@ def _to_numpy(array: Any) -> Any:
     return array
 
 
+def _is_gemo_clap(model: Any) -> bool:
+    """Whether `model` (an instance, or a name/path that `pipeline()` has not loaded yet) is a GEmo-CLAP model."""
+    config = getattr(model, "config", None)
+    return getattr(config, "model_type", None) == "gemo_clap"
+
+
+class _StockPipelineForOtherModels:
+    """Build the stock transformers pipeline for any model that is not GEmo-CLAP.
+
+    The task registry points at the GEmo-CLAP subclasses, so that `pipeline("audio-classification",
+    model="org/sl-gemo-clap")` decodes audio without ffmpeg; every other model gets exactly the class transformers
+    would have given it (`pipeline()` passes the loaded model as `model=`).
+    """
+
+    stock_class: type
+
+    def __new__(cls, *args, **kwargs):
+        model = kwargs.get("model", args[0] if args else None)
+        if not _is_gemo_clap(model):
+            return cls.stock_class(*args, **kwargs)
+        return super().__new__(cls)
+
+
 class _OneClipPerBatchWhenWindowing:
     """Run clips one at a time when the feature extractor windows long clips.
 
@@ -71,15 +94,23 @@ class _OneClipPerBatchWhenWindowing:
         return super().get_iterator(inputs, num_workers, batch_size, *args, **kwargs)
 
 
-class GEmoClapAudioClassificationPipeline(_OneClipPerBatchWhenWindowing, AudioClassificationPipeline):
+class GEmoClapAudioClassificationPipeline(
+    _StockPipelineForOtherModels, _OneClipPerBatchWhenWindowing, AudioClassificationPipeline
+):
     """`pipeline("audio-classification")` without ffmpeg or torchaudio (see the module docstring)."""
+
+    stock_class = AudioClassificationPipeline
 
     def preprocess(self, inputs):
         return super().preprocess(decode_pipeline_input(inputs, self.feature_extractor.sampling_rate))
 
 
-class GEmoClapZeroShotAudioClassificationPipeline(_OneClipPerBatchWhenWindowing, ZeroShotAudioClassificationPipeline):
+class GEmoClapZeroShotAudioClassificationPipeline(
+    _StockPipelineForOtherModels, _OneClipPerBatchWhenWindowing, ZeroShotAudioClassificationPipeline
+):
     """`pipeline("zero-shot-audio-classification")` that also accepts paths, bytes, dicts, tensors and stereo arrays."""
+
+    stock_class = ZeroShotAudioClassificationPipeline
 
     def preprocess(self, audio, candidate_labels=None, hypothesis_template="This is a sound of {}."):
         audio = decode_pipeline_input(audio, self.feature_extractor.sampling_rate)
@@ -89,8 +120,9 @@ class GEmoClapZeroShotAudioClassificationPipeline(_OneClipPerBatchWhenWindowing,
 def register_pipelines() -> None:
     """Point the two audio tasks at the subclasses above, keeping the tasks' models and defaults as they are.
 
-    The subclasses only widen what the stock pipelines accept, so swapping the implementation (instead of
-    `register_pipeline`, which would also log an overwrite warning at every import) is safe for other models too.
+    Only GEmo-CLAP models get the subclasses: for any other model they construct the stock class (see
+    `_StockPipelineForOtherModels`). Swapping the implementation, rather than `register_pipeline`, avoids an
+    overwrite warning at every import.
     """
     tasks = PIPELINE_REGISTRY.supported_tasks
     tasks["audio-classification"]["impl"] = GEmoClapAudioClassificationPipeline

@@ -39,10 +39,6 @@ class GEmoClapProcessor(ProcessorMixin):
             outputs.update(self.tokenizer(text, padding=kwargs.pop("padding", True), return_tensors=return_tensors, **kwargs))
         return BatchFeature(outputs, tensor_type=return_tensors)
 
-    def label_prompts(self, labels: list[str], prompt_template: str = "{}", return_tensors: str = "pt") -> BatchFeature:
-        """Tokenise label names rendered through the config's `prompt_template`."""
-        return self.tokenizer([prompt_template.format(label) for label in labels], padding=True, return_tensors=return_tensors)
-
     @property
     def model_input_names(self) -> list[str]:
         return list(dict.fromkeys(self.tokenizer.model_input_names + self.feature_extractor.model_input_names))

@@ -108,6 +108,23 @@ def make_ravdess_tree(
     return speech
 
 
+def ravdess_actor_speech_names(actor: int) -> list[str]:
+    """The 60 speech file names one RAVDESS actor has: 8 emotions x 2 statements x 2 repetitions, at normal and
+    strong intensity, except neutral, which has normal intensity only (4 + 7 x 8 = 60)."""
+    return [f"03-01-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.wav"
+            for emotion in range(1, 9) for intensity in ((1,) if emotion == 1 else (1, 2))
+            for statement in (1, 2) for repetition in (1, 2)]
+
+
+def make_full_ravdess_actors(root: Path, actors: Iterable[int], seconds: float = 0.05) -> Path:
+    """Every speech file of each actor (as in the release, at 16 kHz to keep it small); return the speech folder."""
+    speech = Path(root) / "Audio_Speech_Actors_01-24"
+    for actor in actors:
+        for name in ravdess_actor_speech_names(actor):
+            write_wav(speech / f"Actor_{actor:02d}" / name, seconds, 16000, 200.0, seed=actor)
+    return speech
+
+
 def make_crema_d_tree(
     root: Path,
     actors: dict[str, str] | None = None,

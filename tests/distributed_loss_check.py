@@ -1,10 +1,11 @@
 """Run under `accelerate launch --num_processes 2 --cpu`: the gathered loss on W processes equals the 1-process loss.
 
-For every loss type and for equal (B, B) and unequal (B, B-1) per-process batches, each process computes
-`GEmoClapModel`'s loss on its slice of a fixed global batch (the model all-gathers the embeddings), back-propagates,
-and all-reduce-averages the parameter gradients as DDP does. The reference is the same model on the whole global
-batch in one process, computed *before* the process group exists (so nothing is gathered). Rank 0 writes the
-differences to `--output` (JSON); `tests/test_distributed_loss.py` asserts on them.
+For every tower pair (folders written by `save_random_towers`), loss type and split of a fixed global batch between
+the processes (equal (B, B) and unequal (B, B-1)), each process computes `GEmoClapModel`'s loss on its slice (the
+loss all-gathers the embeddings; the texts are the model's label-prompt tables), back-propagates, and
+all-reduce-averages the parameter gradients as DDP does. The reference is the same model on the whole global batch
+in one process, computed *before* the process group exists (so nothing is gathered). Rank 0 writes the differences
+to `--output` (JSON); `tests/test_distributed_loss.py` and `tests/test_presets_matrix.py` assert on them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -19,11 +23,11 @@ import torch.distributed as dist
 from accelerate import PartialState
 
 from gemo_clap_hf import GEmoClapModel
-from tiny_models import tiny_config
 
 LOSS_TYPES = ("emo", "sl", "ml")
+SPLITS = ("equal", "unequal")
 NUM_EMOTIONS, NUM_GENDERS = 4, 2
-MAX_SAMPLES = 3200  # 0.2 s at 16 kHz: several frames through the tiny WavLM
+MAX_SAMPLES = 3200  # 0.2 s at 16 kHz: several frames through the tiny towers
 
 
 def global_batch(size: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -36,22 +40,8 @@ def global_batch(size: int, seed: int = 0) -> dict[str, torch.Tensor]:
     emotions = emotions[torch.randperm(size, generator=generator)]
     genders = torch.randint(0, NUM_GENDERS, (size,), generator=generator)
     genders[:NUM_GENDERS] = torch.arange(NUM_GENDERS)
-    return {
-        "input_values": audio,
-        "audio_attention_mask": audio_mask,
-        # Token ids stand in for tokenised prompts: <s> label </s>, one distinct prompt per label.
-        "input_ids": _prompt_ids(emotions, first_token=5),
-        "attention_mask": torch.ones(size, 3, dtype=torch.long),
-        "gender_input_ids": _prompt_ids(genders, first_token=20),
-        "gender_attention_mask": torch.ones(size, 3, dtype=torch.long),
-        "emotion_labels": emotions,
-        "gender_labels": genders,
-    }
-
-
-def _prompt_ids(labels: torch.Tensor, first_token: int) -> torch.Tensor:
-    bos, eos = torch.zeros_like(labels), torch.full_like(labels, 2)
-    return torch.stack([bos, labels + first_token, eos], dim=1)
+    return {"input_values": audio, "audio_attention_mask": audio_mask, "emotion_labels": emotions,
+            "gender_labels": genders}
 
 
 def rank_slice(batch: dict[str, torch.Tensor], sizes: list[int], rank: int) -> dict[str, torch.Tensor]:
@@ -60,20 +50,24 @@ def rank_slice(batch: dict[str, torch.Tensor], sizes: list[int], rank: int) -> d
     return {name: value[start : start + sizes[rank]] for name, value in batch.items()}
 
 
-def build_model(loss_type: str) -> GEmoClapModel:
-    """The same seeded tiny model on every process (dropout and SpecAugment are off in the tiny configs)."""
+def build_model(towers: Path, loss_type: str) -> GEmoClapModel:
+    """The same seeded model on every process, from the tower folders (dropout and SpecAugment are off in them)."""
     torch.manual_seed(0)
-    return GEmoClapModel(tiny_config(loss_type=loss_type)).train()
+    model = GEmoClapModel.from_audio_text_pretrained(str(towers / "audio"), str(towers / "text"), loss_type=loss_type,
+                                                     projection_dim=16)
+    assert model.has_prompts, f"{towers / 'text'} holds a tokenizer: the label prompts should be set"
+    return model.train()
 
 
 def loss_and_gradients(model: GEmoClapModel, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, torch.Tensor]]:
-    """Forward with loss, backward; zeros stand for parameters the loss does not reach (e.g. the text pooler)."""
+    """Forward with loss, backward; zeros stand for trainable parameters the loss does not reach."""
     model.zero_grad(set_to_none=True)
     loss = model(**batch, return_loss=True).loss
     loss.backward()
     grads = {
         name: (param.grad if param.grad is not None else torch.zeros_like(param)).detach().clone()
         for name, param in model.named_parameters()
+        if param.requires_grad
     }
     return loss.item(), grads
 
@@ -85,6 +79,14 @@ def average_across_processes(grads: dict[str, torch.Tensor]) -> dict[str, torch.
         dist.all_reduce(grad)
         grad /= world_size
     return grads
+
+
+def parameters_agree_across_processes(model: GEmoClapModel) -> bool:
+    """Every process built bitwise the same model (else the comparison would mean nothing)."""
+    flat = torch.cat([param.detach().flatten() for param in model.parameters()])
+    first = flat.clone()
+    dist.broadcast(first, src=0)
+    return bool(torch.equal(flat, first))
 
 
 def compare(reference: tuple[float, dict], distributed: tuple[float, dict]) -> dict:
@@ -107,40 +109,70 @@ def compare(reference: tuple[float, dict], distributed: tuple[float, dict]) -> d
         "max_grad_abs": max(grad.abs().max().item() for grad in ref_grads.values()),
         "num_parameters": len(diffs),
         "num_nonzero_gradients": sum(bool(grad.any()) for grad in ref_grads.values()),
+        "zero_gradient_parameters": [name for name, grad in ref_grads.items() if not grad.any()],
     }
 
 
-def cases(per_process: int, world_size: int) -> list[tuple[str, str, list[int]]]:
-    """(loss type, split name, per-process batch sizes): equal sizes, and the last process one clip short."""
-    equal = [per_process] * world_size
-    unequal = equal[:-1] + [per_process - 1]
-    return [(loss, name, sizes) for loss in LOSS_TYPES for name, sizes in (("equal", equal), ("unequal", unequal))]
+def cases(towers: list[Path], loss_types, splits, per_process: int, world_size: int) -> list[tuple]:
+    """(towers, loss type, split name, per-process batch sizes): equal sizes, or the last process one clip short."""
+    sizes = {"equal": [per_process] * world_size, "unequal": [per_process] * (world_size - 1) + [per_process - 1]}
+    return [(folder, loss, split, sizes[split]) for folder in towers for loss in loss_types for split in splits]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(output: Path, towers: list[Path], num_processes: int = 2, **options) -> subprocess.CompletedProcess:
+    """Run this script under `accelerate launch` (torchrun launcher, gloo on CPU) from a test; `options` are this
+    script's flags (`loss_types=["ml"]`, `splits=["unequal"]`, ...). Note: `accelerate launch --cpu --num_processes 2`
+    starts a single process unless mpirun is configured, hence `--multi_gpu` and `PartialState(cpu=True)`."""
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(_free_port()), __file__, "--output", str(output), "--towers", *map(str, towers),
+    ]
+    for name, value in options.items():
+        command += [f"--{name}", *map(str, value if isinstance(value, (list, tuple)) else [value])]
+    here = str(Path(__file__).parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, required=True, help="JSON file that rank 0 writes the results to")
+    parser.add_argument("--towers", type=Path, nargs="+", required=True,
+                        help="folders written by save_random_towers (each holds audio/ and text/)")
+    parser.add_argument("--loss_types", nargs="+", default=list(LOSS_TYPES), choices=LOSS_TYPES)
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     parser.add_argument("--per_process_batch", type=int, default=4, help="B: clips per process in the equal split")
     args = parser.parse_args()
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size < 2:
         raise SystemExit("run this under `accelerate launch --num_processes 2 --cpu` (WORLD_SIZE is not set above 1).")
-    plan = cases(args.per_process_batch, world_size)
-    models = {loss: build_model(loss) for loss in LOSS_TYPES}
-    batches = {tuple(sizes): global_batch(sum(sizes)) for _, _, sizes in plan}
-    # References first: before the process group exists the model's gather is a no-op (one process, 2B clips).
-    references = [loss_and_gradients(models[loss], batches[tuple(sizes)]) for loss, _, sizes in plan]
+    plan = cases(args.towers, args.loss_types, args.splits, args.per_process_batch, world_size)
+    models = {(folder, loss): build_model(folder, loss) for folder in args.towers for loss in args.loss_types}
+    batches = {tuple(sizes): global_batch(sum(sizes)) for *_, sizes in plan}
+    # References first: before the process group exists the loss's gather is a no-op (one process, 2B clips).
+    references = [loss_and_gradients(models[folder, loss], batches[tuple(sizes)]) for folder, loss, _, sizes in plan]
 
     state = PartialState(cpu=True)  # gloo on CPU even where GPUs exist
     results = []
-    for (loss, split, sizes), reference in zip(plan, references):
+    for (folder, loss, split, sizes), reference in zip(plan, references):
+        model = models[folder, loss]
+        agree = parameters_agree_across_processes(model)
         local = rank_slice(batches[tuple(sizes)], sizes, state.process_index)
-        loss_value, grads = loss_and_gradients(models[loss], local)
+        loss_value, grads = loss_and_gradients(model, local)
         distributed = (loss_value, average_across_processes(grads))
         per_rank = [None] * state.num_processes
-        dist.all_gather_object(per_rank, compare(reference, distributed))
-        results.append({"loss_type": loss, "split": split, "sizes": sizes, "per_rank": per_rank})
+        dist.all_gather_object(per_rank, {**compare(reference, distributed), "parameters_agree": agree})
+        results.append({"towers": folder.name, "loss_type": loss, "split": split, "sizes": sizes,
+                        "per_rank": per_rank})
 
     if state.is_main_process:
         summary = {"world_size": state.num_processes, "backend": dist.get_backend(), "cases": results}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from tiny_models import random_clip, save_tiny_checkpoint
 
 from gemo_clap_hf.apps.cli import main
-from tiny_models import random_clip, save_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -114,5 +114,5 @@ def test_synth_corpus_writes_the_iemocap_layout(capsys, tmp_path):
 def test_help_lists_every_sub_command():
     result = subprocess.run([sys.executable, "-m", "gemo_clap_hf.apps.cli", "--help"], capture_output=True, text=True,
                             check=True)
-    for command in ("synth-corpus", "predict", "demo", "bench"):
+    for command in ("synth-corpus", "predict", "export-onnx", "demo", "bench"):
         assert command in result.stdout

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from corpus_fixtures import (
     iemocap_utterance_ids,
     make_crema_d_tree,
+    make_full_ravdess_actors,
     make_iemocap_tree,
     make_manifest,
     make_msp_podcast_tree,
@@ -17,6 +19,7 @@ from corpus_fixtures import (
 )
 
 from gemo_clap_hf.data import (
+    CORPORA,
     assign_speaker_folds,
     check_speaker_leakage,
     load_corpus,
@@ -129,6 +132,29 @@ def test_ravdess_calm_drop(tmp_path, caplog):
         load_corpus("ravdess", tmp_path, calm="keep")
 
 
+def test_ravdess_calm_is_dropped_by_a_label_map_as_by_calm_drop(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    speech = make_ravdess_tree(tmp_path, actors=(1, 2))
+    by_option = load_corpus("ravdess", speech, calm="drop").to_dict()
+    four_classes = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}
+    for label_map in ({**four_classes, "calm": None}, four_classes, {**four_classes, "02": None}):
+        caplog.clear()
+        assert load_corpus("ravdess", speech, label_map=label_map).to_dict() == by_option
+        assert "dropped 4 outside the label set (calm [02] 2, fear [06] 2)" in _log(caplog)
+    assert sorted(by_option["emotion"]) == sorted(["neutral", "happy", "sad", "angry"] * 2)
+
+
+def test_ravdess_default_merges_calm_so_neutral_has_288_of_1440_clips_at_full_size(tmp_path):
+    # Two complete actors (60 speech files each, neutral at normal intensity only): per actor 4 neutral + 8 calm
+    # against 8 of each other class, i.e. 288 vs 192 on the 24 actors of the release.
+    speech = make_full_ravdess_actors(tmp_path, actors=(1, 2))
+    merged = Counter(load_corpus("ravdess", speech)["emotion"])
+    dropped = Counter(load_corpus("ravdess", speech, calm="drop")["emotion"])
+    assert merged == {"neutral": 2 * 12, "happy": 2 * 8, "sad": 2 * 8, "angry": 2 * 8}
+    assert dropped == {"neutral": 2 * 4, "happy": 2 * 8, "sad": 2 * 8, "angry": 2 * 8}
+    assert {label: 12 * count for label, count in merged.items()} == CORPORA["ravdess"].class_counts
+
+
 def test_crema_d_gender_from_demographics(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     dataset = load_corpus("crema_d", make_crema_d_tree(tmp_path))
@@ -167,6 +193,23 @@ def test_msp_podcast_consensus_labels_splits_and_unknown_gender(tmp_path, caplog
     log = _log(caplog)
     assert "dropped 1 utterances whose speaker gender is unknown" in log
     assert "no_agreement [X] 1, other [O] 1" in log
+
+
+def test_msp_podcast_unknown_speaker_is_no_speaker_not_one_shared_speaker(tmp_path, caplog):
+    rows = [
+        {"FileName": "a.wav", "EmoClass": "A", "SpkrID": "12", "Gender": "Female", "Split_Set": "Train"},
+        {"FileName": "b.wav", "EmoClass": "N", "SpkrID": "Unknown", "Gender": "Male", "Split_Set": "Train"},
+        {"FileName": "c.wav", "EmoClass": "H", "SpkrID": "40", "Gender": "Male", "Split_Set": "Test1"},
+        {"FileName": "d.wav", "EmoClass": "S", "SpkrID": "unknown", "Gender": "Female", "Split_Set": "Test1"},
+    ]
+    dataset = load_corpus("msp_podcast", make_msp_podcast_tree(tmp_path, rows))
+    assert dataset["speaker"] == ["12", "", "40", ""]
+    train, test = split_by_fold(dataset, "Test1")
+    with caplog.at_level(logging.WARNING, logger="gemo_clap_hf"):
+        check_speaker_leakage(train, test)  # two unknown speakers are not one leaking speaker
+    assert "2 utterances have no speaker, so speaker leakage" in caplog.text
+    with pytest.raises(ValueError, match=r"speaker leakage: 1 speakers .*: 12;"):
+        check_speaker_leakage(train, dataset)  # a known speaker on both sides still counts; '' never does
 
 
 # ---------------------------------------------------------------- manifests
@@ -209,6 +252,13 @@ def test_manifest_fold_column_is_the_fold_and_split_fills_its_blanks(tmp_path, n
     assert dataset["fold"] == ["1", "2", "test"]
     train, test = split_by_fold(dataset, 2)
     assert test["id"] == ["b.wav"] and train["id"] == ["a.wav", "c.wav"]
+
+
+def test_manifest_unknown_speakers_are_empty(tmp_path):
+    rows = [{"path": "a.wav", "emotion": "sad", "gender": "f", "speaker": "Unknown"},
+            {"path": "b.wav", "emotion": "sad", "gender": "m", "speaker": ""},
+            {"path": "c.wav", "emotion": "sad", "gender": "m", "speaker": " s7 "}]
+    assert load_corpus("manifest", make_manifest(tmp_path / "m.jsonl", rows))["speaker"] == ["", "", "s7"]
 
 
 def test_manifest_missing_columns_are_listed(tmp_path):

@@ -51,7 +51,8 @@ def _reference_embedding(model, clip: np.ndarray) -> torch.Tensor:
         piece = clip[start : start + window]
         inputs = whole(piece, sampling_rate=RATE, return_tensors="pt")
         with torch.no_grad():
-            embeds.append(model.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"])[0])
+            features = model.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"])
+            embeds.append(features.pooler_output[0])
         weights.append(len(piece))
     mean = sum(w * e for w, e in zip(weights, embeds)) / sum(weights)
     return F.normalize(mean, dim=-1)
@@ -99,7 +100,7 @@ def test_windowed_embedding_is_the_weighted_mean_of_window_embeddings(model, win
     model.window_batch_size = 4
     try:
         with torch.no_grad():
-            embedding = model.get_audio_features(**inputs)
+            embedding = model.get_audio_features(**inputs).pooler_output
     finally:
         hook.remove()
         model.window_batch_size = GEmoClapModel.window_batch_size
@@ -113,6 +114,7 @@ def test_windows_of_different_clips_never_mix(model, windowed, medium_clip):
     with torch.no_grad():
         both = model.get_audio_features(**windowed([medium_clip, short], sampling_rate=RATE, return_tensors="pt"))
         alone = model.get_audio_features(**windowed(short, sampling_rate=RATE, return_tensors="pt"))
+    both, alone = both.pooler_output, alone.pooler_output
     assert both.shape[0] == 2
     torch.testing.assert_close(both[1], alone[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(both[0], _reference_embedding(model, medium_clip), atol=1e-5, rtol=0)

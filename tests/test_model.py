@@ -19,15 +19,13 @@ from tiny_models import (
 )
 
 
-def batch_for(processor, clips, emotions=("happy", "sad"), genders=("female", "male"), config=None):
-    inputs = processor(audio=clips, text=list(emotions), sampling_rate=16000, return_tensors="pt")
+def batch_for(processor, clips, emotions=("happy", "sad"), genders=("female", "male"), texts=True):
+    """Audio, label ids and (with `texts`) each clip's emotion prompt as explicit text inputs."""
+    inputs = processor(audio=clips, text=list(emotions) if texts else None, sampling_rate=16000, return_tensors="pt")
     labels = {
         "emotion_labels": torch.tensor([["neutral", "happy", "sad", "angry"].index(e) for e in emotions]),
         "gender_labels": torch.tensor([["female", "male"].index(g) for g in genders]),
     }
-    gender_inputs = processor.tokenizer(list(genders), padding=True, return_tensors="pt")
-    labels["gender_input_ids"] = gender_inputs["input_ids"]
-    labels["gender_attention_mask"] = gender_inputs["attention_mask"]
     return {**inputs, **labels}
 
 
@@ -35,6 +33,7 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
     model = GEmoClapModel(tiny_config()).eval()
     processor = tiny_processor(tmp_path / "src")
+    model.set_prompts(processor.tokenizer)
     model.save_pretrained(tmp_path / "ckpt")
     processor.save_pretrained(tmp_path / "ckpt")
     assert (tmp_path / "ckpt" / "model.safetensors").exists()
@@ -79,7 +78,8 @@ def test_embeddings_are_normalised_and_logits_are_scaled_similarities(tiny_check
     scale = model.logit_scale_audio.exp()
     torch.testing.assert_close(out.logits_per_audio, scale * out.audio_embeds @ out.text_embeds.T)
     assert scale.item() == pytest.approx(1 / 0.07, rel=1e-5)
-    torch.testing.assert_close(model.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"]), out.audio_embeds)
+    features = model.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"])
+    torch.testing.assert_close(features.pooler_output, out.audio_embeds)
 
 
 def test_a_clip_embeds_the_same_alone_and_padded_in_a_batch(tiny_checkpoint):
@@ -90,9 +90,9 @@ def test_a_clip_embeds_the_same_alone_and_padded_in_a_batch(tiny_checkpoint):
     batched = processor(audio=[short, long], sampling_rate=16000, return_tensors="pt")
     assert batched["input_values"].shape[1] == 3 * alone["input_values"].shape[1]
     with torch.no_grad():
-        embed_alone = model.get_audio_features(alone["input_values"], alone["audio_attention_mask"])
-        embed_batched = model.get_audio_features(batched["input_values"], batched["audio_attention_mask"])
-        embed_unmasked = model.get_audio_features(batched["input_values"])
+        embed_alone = model.get_audio_features(alone["input_values"], alone["audio_attention_mask"]).pooler_output
+        embed_batched = model.get_audio_features(batched["input_values"], batched["audio_attention_mask"]).pooler_output
+        embed_unmasked = model.get_audio_features(batched["input_values"]).pooler_output
     torch.testing.assert_close(embed_batched[0], embed_alone[0], atol=1e-4, rtol=0)
     # Without the mask the padding leaks into the mean: the test above would notice a broken mask.
     assert (embed_unmasked[0] - embed_alone[0]).abs().max() > 1e-3
@@ -108,13 +108,14 @@ def test_from_audio_text_pretrained_keeps_the_pretrained_towers(tmp_path, audio_
     text_tower = AutoModel.from_config(tiny_text_config(text_type)).eval()
     audio_tower.save_pretrained(tmp_path / "audio")
     text_tower.save_pretrained(tmp_path / "text")
-    tokenizer = (make_roberta_tokenizer if text_type == "roberta" else make_bert_tokenizer)(tmp_path / "tok")
+    tokenizer = (make_roberta_tokenizer if text_type == "roberta" else make_bert_tokenizer)(tmp_path / "text")
 
     model = GEmoClapModel.from_audio_text_pretrained(
         str(tmp_path / "audio"), str(tmp_path / "text"), loss_type="sl", projection_dim=16
     ).eval()
     assert model.config.audio_config.model_type == audio_type and model.config.text_config.model_type == text_type
     assert (model.config.loss_type, model.config.projection_dim) == ("sl", 16)
+    assert model.has_prompts  # tokenised with the text encoder's own tokenizer
     clip = torch.tensor(random_clip(0.5))[None]
     words = tokenizer(["sad"], return_tensors="pt")
     with torch.no_grad():
@@ -131,9 +132,10 @@ def test_gradients_reach_both_towers_projections_and_temperatures(tmp_path, loss
     torch.manual_seed(2)
     model = GEmoClapModel(tiny_config(loss_type=loss_type)).train()
     processor = tiny_processor(tmp_path)
+    model.set_prompts(processor.tokenizer)
     inputs = batch_for(
         processor, [random_clip(0.6, seed=s) for s in range(4)],
-        emotions=("happy", "sad", "happy", "angry"), genders=("female", "male", "male", "female"),
+        emotions=("happy", "sad", "happy", "angry"), genders=("female", "male", "male", "female"), texts=False,
     )
     model(**inputs).loss.backward()
     parts = {
@@ -147,28 +149,45 @@ def test_gradients_reach_both_towers_projections_and_temperatures(tmp_path, loss
     assert model.logit_scale_audio.grad.abs() > 0 and model.logit_scale_text.grad.abs() > 0
 
 
-def test_text_tower_only_sees_distinct_prompts(tmp_path):
-    model = GEmoClapModel(tiny_config(loss_type="ml")).eval()
+@pytest.mark.parametrize("loss_type", ["emo", "sl", "ml"])
+def test_loss_from_the_label_table_equals_the_loss_over_one_prompt_per_clip(tmp_path, loss_type):
+    """The text tower encodes each label's prompt once (the table) and rows are indexed by label id: the same loss
+    as encoding every clip's own prompt, which is computed here independently through `gemo_clap_loss`."""
+    from gemo_clap_hf.loss_gemo_clap import gemo_clap_loss
+
+    torch.manual_seed(4)
+    model = GEmoClapModel(tiny_config(loss_type=loss_type)).train()
     processor = tiny_processor(tmp_path)
+    model.set_prompts(processor.tokenizer)
     emotions = ("happy", "sad", "happy", "happy", "sad", "angry")
     genders = ("female", "male", "male", "female", "female", "male")
-    inputs = batch_for(processor, [random_clip(0.5, seed=s) for s in range(6)], emotions=emotions, genders=genders)
+    inputs = batch_for(processor, [random_clip(0.5, seed=s) for s in range(6)], emotions, genders, texts=False)
     calls = []
     original = model.text_model.forward
     model.text_model.forward = lambda *a, **k: calls.append(k["input_ids"].shape[0]) or original(*a, **k)
-    with torch.no_grad():
-        out = model(**inputs)
-    assert calls == [3, 2]  # 3 distinct emotion prompts, 2 distinct gender prompts, for 6 clips
+    out = model(**inputs)
     model.text_model.forward = original
-    with torch.no_grad():
-        every_row = model.get_text_features(inputs["input_ids"], inputs["attention_mask"])
-    torch.testing.assert_close(out.text_embeds, every_row, atol=1e-6, rtol=0)
+    assert calls == ([4, 2] if loss_type == "ml" else [4])  # the 4 emotion prompts (and the 2 gender prompts)
+    assert out.logits_per_audio.shape == (6, 4)
+
+    def per_clip(texts):
+        tokens = processor.tokenizer(list(texts), padding=True, return_tensors="pt")
+        return model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output
+
+    scale_audio, scale_text = model.logit_scales
+    expected = gemo_clap_loss(
+        out.audio_embeds, per_clip(emotions), inputs["emotion_labels"], scale_audio, scale_text,
+        loss_type=loss_type, alpha_e=model.config.alpha_e, gender_labels=inputs["gender_labels"],
+        gender_text_embeds=per_clip(genders) if loss_type == "ml" else None,
+    )
+    torch.testing.assert_close(out.loss, expected.loss, atol=1e-5, rtol=1e-5)
 
 
 def test_gradient_checkpointing_and_frozen_feature_encoder_reach_the_towers(tmp_path):
     torch.manual_seed(3)
     model = GEmoClapModel(tiny_config()).train()
     processor = tiny_processor(tmp_path)
+    model.set_prompts(processor.tokenizer)
     inputs = batch_for(processor, [random_clip(0.6), random_clip(0.6, seed=1)])
     reference = model(**inputs).loss
     model.activation_checkpointing_enable()  # transformers 5's name for gradient_checkpointing_enable
@@ -192,8 +211,10 @@ def test_classification_logits_follow_id2label_and_match_the_dual_encoder(tiny_c
     with torch.no_grad():
         logits = classifier(**audio).logits
         expected = dual(**audio, **prompts).logits_per_audio  # 2 clips × 4 label prompts
+        from_table = dual(**audio).logits_per_audio  # no texts: the model's own label table
     assert logits.shape == (2, 4)
     torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(from_table, expected)
 
 
 ENTRY_POINTS = (GEmoClapModel, GEmoClapForAudioClassification, AutoModel, AutoModelForAudioClassification)
@@ -226,7 +247,7 @@ def test_one_checkpoint_serves_every_entry_point_both_ways(folders_saved_by, tin
     reference = GEmoClapModel.from_pretrained(tiny_checkpoint).eval()
     clip = torch.tensor(random_clip(0.9, seed=6))[None]
     with torch.no_grad():
-        expected = reference.get_audio_features(clip)
+        expected = reference.get_audio_features(clip).pooler_output
     loaded = {loader.__name__: loader.from_pretrained(folder) for loader in ENTRY_POINTS}
     loaded.update({task: pipeline(task, model=str(folder)).model for task in PIPELINE_TASKS})
     expected_class = {"GEmoClapModel": GEmoClapModel, "AutoModel": GEmoClapModel,
@@ -237,7 +258,7 @@ def test_one_checkpoint_serves_every_entry_point_both_ways(folders_saved_by, tin
         for key, tensor in reference.state_dict().items():
             torch.testing.assert_close(dual.state_dict()[key], tensor, rtol=0, atol=0, msg=f"{name}: {key}")
         with torch.no_grad():
-            torch.testing.assert_close(dual.get_audio_features(clip), expected, rtol=0, atol=0, msg=name)
+            torch.testing.assert_close(dual.get_audio_features(clip).pooler_output, expected, rtol=0, atol=0, msg=name)
 
 
 def test_label_cache_is_rebuilt_when_text_weights_change(tiny_checkpoint):

@@ -82,3 +82,31 @@ def test_zero_shot_pipeline_with_candidate_labels(tiny_checkpoint):
     scores = {item["label"]: item["score"] for item in result}
     for label, prob in zip(labels, probs.tolist()):
         assert scores[label] == pytest.approx(prob, abs=1e-6), label
+
+
+@pytest.mark.parametrize("task", ["audio-classification", "zero-shot-audio-classification"])
+def test_other_models_keep_the_stock_pipeline_class(tmp_path, task):
+    """Importing gemo_clap_hf changes nothing for models that are not GEmo-CLAP."""
+    from transformers import (
+        AudioClassificationPipeline,
+        ClapConfig,
+        ClapModel,
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+        ZeroShotAudioClassificationPipeline,
+    )
+
+    if task == "audio-classification":
+        config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+                                conv_dim=(16,) * 7, num_labels=3)
+        model, stock = Wav2Vec2ForSequenceClassification(config).eval(), AudioClassificationPipeline
+        pipe = pipeline(task, model=model, feature_extractor=Wav2Vec2FeatureExtractor())
+        assert len(pipe(random_clip(0.5))) == 3
+    else:
+        from transformers.pipelines import PIPELINE_REGISTRY
+
+        model, stock = ClapModel(ClapConfig()).eval(), ZeroShotAudioClassificationPipeline
+        # pipeline() would fetch CLAP's processor from the Hub; build the registered class as pipeline() does.
+        pipe = PIPELINE_REGISTRY.supported_tasks[task]["impl"](model=model)
+    assert type(pipe) is stock

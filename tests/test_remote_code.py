@@ -31,7 +31,7 @@ FRESH_PROCESS = textwrap.dedent(
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
     inputs = processor(audio=clip, sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
-        embedding = dual.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"])
+        embedding = dual.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"]).pooler_output
         logits = classifier(**inputs).logits
     result = pipeline("audio-classification", model=folder, trust_remote_code=True)(clip)
     print("REPORT " + json.dumps({
@@ -48,7 +48,7 @@ def test_trust_remote_code_without_the_package(tiny_checkpoint, tmp_path):
     config = json.loads((tiny_checkpoint / "config.json").read_text())
     assert config["auto_map"]["AutoModel"].endswith("GEmoClapModel")
     assert config["auto_map"]["AutoModelForAudioClassification"].endswith("GEmoClapForAudioClassification")
-    for code_file in ("configuration_gemo_clap.py", "modeling_gemo_clap.py", "loss_gemo_clap.py",
+    for code_file in ("configuration_gemo_clap.py", "modeling_gemo_clap.py", "loss_gemo_clap.py", "padding_gemo_clap.py",
                       "feature_extraction_gemo_clap.py", "processing_gemo_clap.py"):
         assert (tiny_checkpoint / code_file).exists(), code_file
 
@@ -75,5 +75,5 @@ def test_trust_remote_code_without_the_package(tiny_checkpoint, tmp_path):
     model = GEmoClapModel.from_pretrained(tiny_checkpoint).eval()
     inputs = GEmoClapProcessor.from_pretrained(tiny_checkpoint)(audio=clip, sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
-        expected = model.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"])
+        expected = model.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"]).pooler_output
     torch.testing.assert_close(torch.tensor(report["embedding"]), expected[0], atol=1e-5, rtol=0)

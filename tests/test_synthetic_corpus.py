@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from gemo_clap_hf.data import CORPORA
 from gemo_clap_hf.data.synthetic import (
     DROPPED_PER_KEPT,
     DURATION_BOUNDS,
-    IEMOCAP_4CLASS_COUNTS,
     RELEASE_DIR,
     describe_corpus,
     generate_corpus,
@@ -149,8 +149,9 @@ def test_reader_sees_the_intended_counts_genders_folds_and_shares(corpus_dir, da
                                                                                          "M": "male"})).all()
     assert dataset.groupby(["fold", "gender"]).size().eq(PER_SPEAKER).all()
     shares = dataset["emotion"].value_counts(normalize=True)
-    for emotion, count in IEMOCAP_4CLASS_COUNTS.items():
-        assert shares[emotion] == pytest.approx(count / sum(IEMOCAP_4CLASS_COUNTS.values()), abs=0.03)
+    iemocap_counts = CORPORA["iemocap"].class_counts
+    for emotion, count in iemocap_counts.items():
+        assert shares[emotion] == pytest.approx(count / sum(iemocap_counts.values()), abs=0.03)
     codes = Counter(code for *_, code, _, _ in label_lines(corpus_dir / RELEASE_DIR))
     assert codes["exc"] > codes["hap"] > 0
     assert codes["fru"] + codes["xxx"] == 10 * math.ceil(PER_SPEAKER / DROPPED_PER_KEPT)

@@ -12,16 +12,34 @@ from pathlib import Path
 import numpy as np
 
 from gemo_clap_hf import GEmoClapConfig, GEmoClapFeatureExtractor, GEmoClapModel, GEmoClapProcessor
-from gemo_clap_hf.apps.random_towers import speech_tower_config, text_tower_config, train_prompt_tokenizer
+from gemo_clap_hf.apps.random_towers import (
+    SPEECH_PRESETS,
+    save_random_towers,
+    speech_tower_config,
+    text_tower_config,
+    train_prompt_tokenizer,
+)
+
+# Every speech preset beside roberta-base, and bert-base-uncased beside one speech preset: the matrix of tower pairs
+# on which the core invariants run (tests/test_presets_matrix.py).
+PRESET_PAIRS = [(audio, "roberta-base") for audio in SPEECH_PRESETS] + [("hubert-base-ls960", "bert-base-uncased")]
 
 
 def tiny_audio_config(model_type: str = "wavlm", **overrides):
-    """A 2-layer speech encoder with layer-norm feature extraction (it honours attention masks)."""
+    """A 2-layer speech encoder shaped like the real checkpoint of a preset or model type ("wavlm" is
+    wavlm-base-plus: group-norm feature encoder, post-LN transformer, as the package's default encoder)."""
     return speech_tower_config(model_type, "tiny", **overrides)
 
 
 def tiny_text_config(model_type: str = "roberta", vocab_size: int = 400, **overrides):
+    """A 2-layer text encoder shaped like a preset or model type ("roberta" is roberta-base)."""
     return text_tower_config(model_type, "tiny", vocab_size=vocab_size, **overrides)
+
+
+def save_tiny_towers(folder: Path, audio_preset: str = "wavlm-base-plus", text_preset: str = "roberta-base",
+                     seed: int = 0) -> tuple[Path, Path]:
+    """Tiny pre-trained-style tower folders (`folder/audio`, `folder/text` with pooler and tokenizer)."""
+    return save_random_towers(folder, audio_preset, text_preset, size="tiny", seed=seed)
 
 
 def make_roberta_tokenizer(folder: Path):
@@ -40,7 +58,7 @@ def tiny_config(audio_type: str = "wavlm", text_type: str = "roberta", **kwargs)
 
 
 def tiny_processor(folder: Path, text_type: str = "roberta") -> GEmoClapProcessor:
-    tokenizer = (make_roberta_tokenizer if text_type == "roberta" else make_bert_tokenizer)(Path(folder) / "tokenizer")
+    tokenizer = train_prompt_tokenizer(Path(folder) / "tokenizer", text_type)  # a preset name or a model type
     return GEmoClapProcessor(GEmoClapFeatureExtractor(), tokenizer)
 
 
@@ -51,7 +69,8 @@ def save_tiny_checkpoint(folder: Path, seed: int = 0, **config_kwargs) -> Path:
     folder = Path(folder)
     torch.manual_seed(seed)
     model = GEmoClapModel(tiny_config(**config_kwargs))
-    processor = tiny_processor(folder.parent / f"{folder.name}_tokenizer_src")
+    text_type = config_kwargs.get("text_type", "roberta")
+    processor = tiny_processor(folder.parent / f"{folder.name}_tokenizer_src", text_type)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder

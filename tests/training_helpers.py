@@ -16,9 +16,9 @@ CV_SCRIPT = REPO / "training_scripts" / "cross_validate.py"
 HARNESS = REPO / "tests" / "script_harness.py"
 
 
-def make_training_inputs(root: Path, sessions=(1, 2), seconds: float = 0.6) -> dict:
+def make_training_inputs(root: Path, sessions=(1, 2), seconds: float = 0.6, audio_overrides: dict | None = None) -> dict:
     """Tiny random towers and an IEMOCAP-layout corpus (2 speakers × 4 utterances per session) under `root`."""
-    audio, text = save_random_towers(Path(root) / "towers", size="tiny")
+    audio, text = save_random_towers(Path(root) / "towers", size="tiny", audio_overrides=audio_overrides)
     corpus = make_iemocap_tree(Path(root) / "corpus", sessions=sessions, utterances_per_speaker=4, seconds=seconds)
     return {"audio": str(audio), "text": str(text), "corpus": str(corpus)}
 

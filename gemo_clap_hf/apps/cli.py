@@ -1,8 +1,9 @@
-"""The `gemo-clap` console script: synth-corpus, predict, demo and bench sub-commands.
+"""The `gemo-clap` console script: synth-corpus, predict, export-onnx, demo and bench sub-commands.
 
-Each sub-command is a thin wrapper: the work lives in `data.synthetic`, `prediction`, `demo` and `benchmark`, which
-are imported only when their sub-command runs, so `gemo-clap --help` stays fast. Expected failures (a missing file
-or model folder, an existing different corpus) end with one `gemo-clap <command>: error: ...` line and exit 2.
+Each sub-command is a thin wrapper: the work lives in `data.synthetic`, `bulk_prediction`, `onnx_export`, `demo`
+and `benchmark`, which are imported only when their sub-command runs, so `gemo-clap --help` stays fast. Expected
+failures (a missing file or model folder, an existing different corpus) end with one `gemo-clap <command>: error:
+...` line and exit 2. `predict` exits 1 when it had files to classify and could classify none of them.
 """
 
 from __future__ import annotations
@@ -41,18 +42,36 @@ def _synth_corpus(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from ..feature_extraction_gemo_clap import GEmoClapAudioError
-    from .prediction import PredictionError, check_files, format_predictions, load_classifier, predict_files
+    from .bulk_prediction import run_predict
+    from .prediction import PredictionError, format_predictions
 
+    if args.json and args.output is not None:
+        raise CommandError("--json prints to stdout; with --output, name a .jsonl file to get JSON rows instead.")
     try:
-        check_files(args.files)  # before the model loads: a typo in a path fails in milliseconds
-        classifier, feature_extractor = load_classifier(args.model)
-        predictions = predict_files(classifier, feature_extractor, args.files, top_k=args.top_k)
+        predictions, summary = run_predict(args.model, args.paths, output=args.output, batch_size=args.batch_size,
+                                           device=args.device, top_k=args.top_k, recursive=args.recursive,
+                                           quiet=args.quiet)
     except (PredictionError, GEmoClapAudioError) as error:
         raise CommandError(str(error)) from error
-    if args.json:
-        print(json.dumps([p.to_dict() for p in predictions], indent=2))
-    else:
-        print(format_predictions(predictions))
+    if args.output is None:
+        if args.json:
+            print(json.dumps([p.to_dict() for p in predictions], indent=2))
+        elif predictions:
+            print(format_predictions(predictions))
+    if args.output is not None or summary.failures or not args.quiet:
+        print(summary.format(args.output), file=sys.stderr)
+    return summary.exit_code
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from .onnx_export import OnnxExportError, export_onnx
+    from .prediction import PredictionError
+
+    try:
+        report = export_onnx(args.model, args.out_dir, opset=args.opset, verify=not args.no_verify)
+    except (PredictionError, OnnxExportError) as error:
+        raise CommandError(str(error)) from error
+    print(report.describe())
     return 0
 
 
@@ -82,13 +101,41 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(handler=_synth_corpus)
 
-    predict = commands.add_parser("predict", help="classify the emotion of audio files with a trained model")
+    predict = commands.add_parser(
+        "predict", help="classify the emotion of audio files, folders or manifests with a trained model",
+        description="Classify audio files in length-bucketed batches. Without --output, results go to stdout "
+                    "(text, or --json); with --output they stream to a CSV or JSONL file that a rerun resumes. Files "
+                    "that cannot be read are reported and skipped; the exit code is 1 only if nothing could be "
+                    "classified.")
     predict.add_argument("--model", required=True, metavar="DIR_OR_HUB_ID",
                          help="a folder written by training (or `gemo-clap demo`), or a Hub id")
-    predict.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG: read with soundfile)")
-    predict.add_argument("--top-k", type=int, default=None, help="show only the k best emotions (default: all)")
-    predict.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
+    predict.add_argument("paths", nargs="+", metavar="PATH",
+                         help="audio files (WAV, FLAC, OGG, MP3: read with soundfile), folders of them, or CSV/JSONL "
+                              "manifests with a `path` column (the training manifest format)")
+    predict.add_argument("--output", "-o", default=None, metavar="FILE.csv|FILE.jsonl",
+                         help="stream one row per file here (file, emotion, score, one probability per label; gender "
+                              "and gender_score for ML models); an existing file is resumed")
+    predict.add_argument("--batch-size", type=int, default=8, help="clips per batch, grouped by length (default 8)")
+    predict.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
+    predict.add_argument("--recursive", "-r", action="store_true", help="also search the folders' sub-folders")
+    predict.add_argument("--top-k", type=int, default=None,
+                         help="print only the k best emotions (stdout and --json; the output file keeps every label)")
+    predict.add_argument("--json", action="store_true", help="print a JSON list, one object per file (no --output)")
+    predict.add_argument("--quiet", "-q", action="store_true", help="no progress bar (failures are still reported)")
     predict.set_defaults(handler=_predict)
+
+    export = commands.add_parser(
+        "export-onnx", help="export a trained classifier to ONNX (label prompts folded in: no text tower needed)",
+        description="Write OUT_DIR/model.onnx (inputs input_values and audio_attention_mask, batch and time axes "
+                    "dynamic; outputs logits and audio_embeds) with the config, the feature extractor's settings "
+                    "and the label tables beside it. Needs the [onnx] extra: pip install 'gemo-clap-hf[onnx]'.")
+    export.add_argument("--model", required=True, metavar="DIR_OR_HUB_ID",
+                        help="a folder written by training (or `gemo-clap demo`), or a Hub id")
+    export.add_argument("out_dir", metavar="OUT_DIR", help="folder to write model.onnx and its JSON files into")
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    export.add_argument("--no-verify", action="store_true",
+                        help="skip the onnxruntime check against PyTorch on a padded batch")
+    export.set_defaults(handler=_export_onnx)
 
     demo = commands.add_parser("demo", help="the main job: synthetic corpus -> train SL-GEmo-CLAP -> held-out report")
     demo.add_argument("--output-dir", default="gemo_clap_demo", help="where the corpus, towers and model go "

@@ -1,12 +1,24 @@
-"""Randomly initialised speech and text towers saved as ordinary pre-trained folders.
+"""Randomly initialised speech and text towers, shaped like the real checkpoints, saved as pre-trained folders.
 
 Where no pre-trained weights can be downloaded (CI, the embedded demo, benchmarks), these folders stand in for
-`microsoft/wavlm-base-plus` and `roberta-base`: they go through exactly the same loading code
-(`GEmoClapModel.from_audio_text_pretrained`, the training script's `--audio_encoder/--text_encoder`).
+the Hub checkpoints: they go through exactly the same loading code (`GEmoClapModel.from_audio_text_pretrained`,
+the training script's `--audio_encoder/--text_encoder`).
+
+Each preset is named for a real checkpoint and copies its *structure* from that checkpoint's `config.json`: the
+feature encoder's norm (`feat_extract_norm`: GroupNorm on the first conv layer, or LayerNorm on every one),
+`do_stable_layer_norm` (pre- or post-LN transformer), conv bias, the CNN's kernel/stride layout, the positional
+convolution (one grouped conv with an even kernel, or data2vec-audio's stack of five), HuBERT's feature-projection
+LayerNorm, WavLM's relative position buckets, RoBERTa's single token type and offset positions, the activations and
+LayerNorm epsilons. `AutoModel` builds the text towers with their pooler, as the real checkpoints hold one.
+Only sizes shrink (`size="tiny"`: hidden 32, `"small"`: hidden 96, 2 layers each; `"full"`: the checkpoint's own
+dimensions). Dropout, LayerDrop and SpecAugment are off unless overridden, so that the tests are deterministic:
+those are training-time regularisation, not structure (with `mask_time_prob=0` the towers also hold no
+`masked_spec_embed`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModel
@@ -21,65 +33,152 @@ PROMPT_WORDS = (
 CONV_KERNEL = (10, 3, 3, 3, 3, 2, 2)
 CONV_STRIDE = (5, 2, 2, 2, 2, 2, 2)
 
-SIZES = {
-    # hidden, layers, heads, intermediate, conv channels
-    "tiny": (32, 2, 2, 37, 16),
-    "small": (96, 2, 4, 192, 64),
-    "base": (768, 12, 12, 3072, 512),
+
+@dataclasses.dataclass(frozen=True)
+class TowerPreset:
+    """One real checkpoint's structure (kept at every size) and its own dimensions (used at `size="full"`)."""
+
+    name: str
+    model_type: str
+    kind: str  # "speech" or "text"
+    structure: dict
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    vocab_size: int | None = None  # text towers
+
+
+# Shared by every wav2vec2-family checkpoint below (their config.json files agree on these).
+_SPEECH_COMMON = dict(
+    conv_kernel=CONV_KERNEL,
+    conv_stride=CONV_STRIDE,
+    conv_bias=False,
+    feat_extract_activation="gelu",
+    hidden_act="gelu",
+    layer_norm_eps=1e-5,
+    num_conv_pos_embedding_groups=16,
+)
+_GROUP_NORM = dict(feat_extract_norm="group", do_stable_layer_norm=False)  # GroupNorm on conv 0, post-LN encoder
+_LAYER_NORM = dict(feat_extract_norm="layer", do_stable_layer_norm=True)  # LayerNorm on every conv, pre-LN encoder
+
+PRESETS: dict[str, TowerPreset] = {
+    preset.name: preset
+    for preset in (
+        TowerPreset("wavlm-base-plus", "wavlm", "speech", {**_SPEECH_COMMON, **_GROUP_NORM}),
+        TowerPreset("wavlm-large", "wavlm", "speech", {**_SPEECH_COMMON, **_LAYER_NORM}, 1024, 24, 16, 4096),
+        TowerPreset(
+            "hubert-base-ls960", "hubert", "speech",
+            {**_SPEECH_COMMON, **_GROUP_NORM, "feat_proj_layer_norm": True, "conv_pos_batch_norm": False},
+        ),
+        TowerPreset("wav2vec2-base", "wav2vec2", "speech", {**_SPEECH_COMMON, **_GROUP_NORM}),
+        # data2vec-audio has no feat_extract_norm switch: LayerNorm on every conv layer and a post-LN encoder, with a
+        # positional embedding of 5 stacked convs (kernel 19, each followed by a LayerNorm without affine and GELU).
+        TowerPreset(
+            "data2vec-audio-base", "data2vec-audio", "speech",
+            {**_SPEECH_COMMON, "num_conv_pos_embeddings": 5, "conv_pos_kernel_size": 19},
+        ),
+        # RoBERTa: one token type, positions offset by padding_idx + 1 (514 = 512 + 2), LayerNorm eps 1e-5.
+        TowerPreset(
+            "roberta-base", "roberta", "text",
+            {"type_vocab_size": 1, "layer_norm_eps": 1e-5, "hidden_act": "gelu", "pad_token_id": 1,
+             "bos_token_id": 0, "eos_token_id": 2},
+            vocab_size=50265,
+        ),
+        TowerPreset(
+            "bert-base-uncased", "bert", "text",
+            {"type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu", "pad_token_id": 0},
+            vocab_size=30522,
+        ),
+    )
+}
+SPEECH_PRESETS = tuple(name for name, preset in PRESETS.items() if preset.kind == "speech")
+TEXT_PRESETS = tuple(name for name, preset in PRESETS.items() if preset.kind == "text")
+
+# What a bare model type means: the family's base checkpoint (the package's default encoder for "wavlm").
+FAMILY_PRESETS = {
+    "wavlm": "wavlm-base-plus",
+    "hubert": "hubert-base-ls960",
+    "wav2vec2": "wav2vec2-base",
+    "data2vec-audio": "data2vec-audio-base",
+    "roberta": "roberta-base",
+    "bert": "bert-base-uncased",
 }
 
+SIZES = {
+    # Shrunk dimensions; the positional conv's kernel (wav2vec2/WavLM/HuBERT: 128, even) and WavLM's relative
+    # position buckets (320 over 800 frames) shrink with them. "full" is each preset's own checkpoint size.
+    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_channels=16,
+                 pos_conv_kernel=16, num_buckets=32, max_bucket_distance=200, max_text_positions=64),
+    "small": dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4, intermediate_size=192, conv_channels=64,
+                  pos_conv_kernel=16, num_buckets=32, max_bucket_distance=200, max_text_positions=64),
+}
+FULL_SIZES = ("full", "base")  # "base" is the former name of the full size (all default presets are base models)
 
-def speech_tower_config(model_type: str = "wavlm", size: str = "small", **overrides):
-    """A speech-encoder config of the given family and size, with dropout and SpecAugment off unless overridden."""
-    hidden, layers, heads, intermediate, channels = SIZES[size]
-    values = dict(
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate,
-        conv_dim=(channels,) * len(CONV_KERNEL),
-        conv_kernel=CONV_KERNEL,
-        conv_stride=CONV_STRIDE,
-        num_conv_pos_embeddings=16 if size != "base" else 128,
-        num_conv_pos_embedding_groups=min(16, heads),
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        feat_proj_dropout=0.0,
-        layerdrop=0.0,
-        mask_time_prob=0.0,
-    )
-    if model_type == "wavlm":
-        values.update(num_buckets=32 if size != "base" else 320, max_bucket_distance=200 if size != "base" else 800)
+_NO_SPEECH_REGULARISATION = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                                 feat_proj_dropout=0.0, layerdrop=0.0, mask_time_prob=0.0, mask_feature_prob=0.0)
+_NO_TEXT_REGULARISATION = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def get_preset(name_or_model_type: str, kind: str | None = None) -> TowerPreset:
+    """The preset called `name_or_model_type`, or the base preset of that model type ("wavlm" -> wavlm-base-plus)."""
+    name = FAMILY_PRESETS.get(name_or_model_type, name_or_model_type)
+    preset = PRESETS.get(name)
+    if preset is None or (kind is not None and preset.kind != kind):
+        names = [n for n, p in PRESETS.items() if kind is None or p.kind == kind]
+        types = [t for t, n in FAMILY_PRESETS.items() if n in names]
+        raise ValueError(f"no {kind or 'tower'} preset {name_or_model_type!r}; presets: {names}, model types: {types}")
+    return preset
+
+
+def _dimensions(preset: TowerPreset, size: str) -> dict:
+    if size in FULL_SIZES:
+        return dict(hidden_size=preset.hidden_size, num_hidden_layers=preset.num_hidden_layers,
+                    num_attention_heads=preset.num_attention_heads, intermediate_size=preset.intermediate_size)
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {[*SIZES, *FULL_SIZES]}, not {size!r}")
+    return {key: SIZES[size][key] for key in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                              "intermediate_size")}
+
+
+def speech_tower_config(preset: str = "wavlm-base-plus", size: str = "small", **overrides):
+    """The config of a speech encoder with `preset`'s structure (a preset name or a model type) at `size`."""
+    spec = get_preset(preset, "speech")
+    full = size in FULL_SIZES
+    values = {**spec.structure, **_dimensions(spec, size), **_NO_SPEECH_REGULARISATION}
+    values["conv_dim"] = (512 if full else SIZES[size]["conv_channels"],) * len(CONV_KERNEL)
+    if spec.model_type != "data2vec-audio":  # data2vec keeps its 5 layers of kernel 19: already small
+        values["num_conv_pos_embeddings"] = 128 if full else SIZES[size]["pos_conv_kernel"]
+    if spec.model_type == "wavlm":
+        values["num_buckets"] = 320 if full else SIZES[size]["num_buckets"]
+        values["max_bucket_distance"] = 800 if full else SIZES[size]["max_bucket_distance"]
     values.update(overrides)
-    return AutoConfig.for_model(model_type, **values)
+    return AutoConfig.for_model(spec.model_type, **values)
 
 
-def text_tower_config(model_type: str = "roberta", size: str = "small", vocab_size: int = 400, **overrides):
-    hidden, layers, heads, intermediate, _ = SIZES[size]
-    values = dict(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate,
-        max_position_embeddings=64 if size != "base" else 514,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
+def text_tower_config(preset: str = "roberta-base", size: str = "small", vocab_size: int | None = None, **overrides):
+    """The config of a text encoder with `preset`'s structure at `size`; `vocab_size` defaults to 400 when shrunk
+    (the prompt tokenizers made here are smaller) and to the checkpoint's own at full size."""
+    spec = get_preset(preset, "text")
+    full = size in FULL_SIZES
+    positions = 512 if full else SIZES[size]["max_text_positions"]
+    if spec.model_type == "roberta":
+        positions += spec.structure["pad_token_id"] + 1  # RoBERTa's positions start after padding_idx (514 = 512 + 2)
+    values = {**spec.structure, **_dimensions(spec, size), **_NO_TEXT_REGULARISATION,
+              "vocab_size": vocab_size or (spec.vocab_size if full else 400), "max_position_embeddings": positions}
     values.update(overrides)
-    return AutoConfig.for_model(model_type, **values)
+    return AutoConfig.for_model(spec.model_type, **values)
 
 
 def train_prompt_tokenizer(folder: Path, model_type: str = "roberta", extra_words: tuple[str, ...] = ()):
-    """A tokenizer of the text tower's kind that covers the prompt words, saved to `folder`.
+    """A tokenizer of the text tower's kind (a preset name or model type) that covers the prompt words, saved to
+    `folder`.
 
     RoBERTa gets a byte-level BPE trained on the words (so any text still tokenises); BERT a WordPiece vocabulary.
     """
     from transformers import BertTokenizer, RobertaTokenizer
 
+    model_type = PRESETS[model_type].model_type if model_type in PRESETS else model_type
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     words = list(dict.fromkeys((*PROMPT_WORDS, *extra_words)))
@@ -101,25 +200,34 @@ def train_prompt_tokenizer(folder: Path, model_type: str = "roberta", extra_word
 
 def save_random_towers(
     out_dir: Path,
-    audio_type: str = "wavlm",
-    text_type: str = "roberta",
+    audio_preset: str = "wavlm-base-plus",
+    text_preset: str = "roberta-base",
     size: str = "small",
     seed: int = 0,
     audio_overrides: dict | None = None,
     text_overrides: dict | None = None,
+    *,
+    audio_type: str | None = None,
+    text_type: str | None = None,
 ) -> tuple[Path, Path]:
-    """Write `out_dir/audio` (a speech encoder) and `out_dir/text` (a text encoder + tokenizer); return both paths."""
+    """Write `out_dir/audio` (a speech encoder) and `out_dir/text` (a text encoder with its pooler, + tokenizer);
+    return both paths. Presets are named as in `PRESETS` or by model type (`audio_type`/`text_type` are the former
+    keyword names of `audio_preset`/`text_preset`)."""
     import torch
 
+    audio_preset, text_preset = audio_type or audio_preset, text_type or text_preset
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
     audio_dir, text_dir = out_dir / "audio", out_dir / "text"
-    tokenizer = train_prompt_tokenizer(text_dir, text_type)
-    audio_config = speech_tower_config(audio_type, size, **(audio_overrides or {}))
-    text_config = text_tower_config(text_type, size, vocab_size=len(tokenizer), **(text_overrides or {}))
+    tokenizer = train_prompt_tokenizer(text_dir, get_preset(text_preset, "text").model_type)
+    audio_config = speech_tower_config(audio_preset, size, **(audio_overrides or {}))
+    text_config = text_tower_config(text_preset, size, vocab_size=len(tokenizer), **(text_overrides or {}))
     AutoModel.from_config(audio_config).save_pretrained(audio_dir)
     AutoModel.from_config(text_config).save_pretrained(text_dir)
     return audio_dir, text_dir
 
 
-__all__ = ["save_random_towers", "speech_tower_config", "text_tower_config", "train_prompt_tokenizer", "SIZES"]
+__all__ = [
+    "FAMILY_PRESETS", "PRESETS", "SIZES", "SPEECH_PRESETS", "TEXT_PRESETS", "TowerPreset", "get_preset",
+    "save_random_towers", "speech_tower_config", "text_tower_config", "train_prompt_tokenizer",
+]

@@ -18,6 +18,10 @@ FOUR_CLASS_LABELS = ("neutral", "happy", "sad", "angry")
 # The default label set of the paper: the 4 classes, each name mapped to itself.
 FOUR_CLASS_MAP: dict[str, str | None] = {label: label for label in FOUR_CLASS_LABELS}
 
+# How corpora write "speaker not known" (MSP-Podcast: SpkrID "Unknown"). Such utterances get speaker "", so that
+# they are never taken for one speaker who talks in every fold (false leakage, one giant speaker fold).
+_UNKNOWN_SPEAKERS = {"", "unknown", "none", "nan", "n/a", "na", "null"}
+
 _GENDERS = {"f": "female", "female": "female", "w": "female", "woman": "female",
             "m": "male", "male": "male", "man": "male"}
 
@@ -30,7 +34,7 @@ class Utterance:
     path: Path
     label: str
     gender: str | None  # "female", "male", or None when the corpus does not know (dropped with a count)
-    speaker: str
+    speaker: str  # "" when the corpus does not know it (see `normalise_speaker`)
     fold: str = ""
     code: str | None = None
 
@@ -38,6 +42,12 @@ class Utterance:
 def normalise_gender(value: object) -> str | None:
     """"female"/"male" from the spellings corpora use (F, Female, m, ...); None when unknown."""
     return _GENDERS.get(str(value).strip().lower())
+
+
+def normalise_speaker(value: object) -> str:
+    """The speaker id as a string, or "" when the corpus says it is unknown (None, "Unknown", "n/a", ...)."""
+    text = "" if value is None else str(value).strip()
+    return "" if text.lower() in _UNKNOWN_SPEAKERS else text
 
 
 def format_counts(counts: Mapping[str, int]) -> str:
@@ -131,4 +141,4 @@ def drop_unknown_gender(utterances: list[Utterance], corpus: str) -> list[Uttera
 
 
 __all__ = ["FOUR_CLASS_LABELS", "FOUR_CLASS_MAP", "Utterance", "apply_label_map", "drop_unknown_gender",
-           "format_counts", "normalise_gender"]
+           "format_counts", "normalise_gender", "normalise_speaker"]

@@ -18,22 +18,36 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from .corpora import CORPORA
 from .speech_synthesis import Style, Voice, blend_styles, perturb_style, synthesize_utterance
 
-CORPUS_CARD = """\
+# The class shares follow IEMOCAP's 4-class counts in the corpus registry; 1041 of its happy utterances are `exc`.
+IEMOCAP_COUNTS = CORPORA["iemocap"].class_counts
+EXCITED_SHARE_OF_HAPPY = 1041 / IEMOCAP_COUNTS["happy"]
+
+
+def _class_shares(counts) -> str:
+    """'neutral/happy/sad/angry in IEMOCAP's 4-class shares (1708/... of 5531, i.e. 31/... %)' for the card."""
+    total = sum(counts.values())
+    percents = "/".join(f"{100 * count / total:.0f}" for count in counts.values())
+    return (f"{'/'.join(counts)} in IEMOCAP's 4-class shares ({'/'.join(map(str, counts.values()))} of {total}, "
+            f"i.e. {percents} %)")
+
+
+CORPUS_CARD = f"""\
 Synthetic gender-confounded emotional speech (GEmo-CLAP embedded default corpus)
 
-Layout: IEMOCAP_full_release/Session{1..5}/sentences/wav/<dialog>/<utt>.wav (16 kHz mono PCM_16) with
-labels in Session{n}/dialog/EmoEvaluation/<dialog>.txt in IEMOCAP's line format (evaluator lines
+Layout: IEMOCAP_full_release/Session{{1..5}}/sentences/wav/<dialog>/<utt>.wav (16 kHz mono PCM_16) with
+labels in Session{{n}}/dialog/EmoEvaluation/<dialog>.txt in IEMOCAP's line format (evaluator lines
 included). 5 sessions x (1 female + 1 male speaker); both speakers appear in every dialog; the
 speaker's gender is the letter starting the utterance id's last part (..._F003 / ..._M003).
 
 Speakers: base pitch 185-235 Hz (female) and 98-132 Hz (male), spread over the sessions; formant
 scale about 1.0 (male) and 1.15 (female), +-5 % per speaker.
-Labels: per speaker, neutral/happy/sad/angry in IEMOCAP's 4-class shares (1708/1636/1084/1103 of
-5531, i.e. 31/30/20/20 %); about 64 % of happy is coded `exc` and merged back by the reader, as in
-IEMOCAP. One extra utterance per 40 (rounded up) per speaker is coded `fru` (neutral-angry blend) or
-`xxx` (neutral-happy blend); the 4-class reader drops these.
+Labels: per speaker, {_class_shares(IEMOCAP_COUNTS)};
+about {100 * EXCITED_SHARE_OF_HAPPY:.0f} % of happy is coded `exc` and merged back by the reader, as in IEMOCAP.
+One extra utterance per 40 (rounded up) per speaker is coded `fru` (neutral-angry blend) or `xxx`
+(neutral-happy blend); the 4-class reader drops these.
 Durations: log-normal, median 3 s, sigma 0.5 (about 83 % within 1.5-6 s), clipped to 0.8-12 s;
 independent of the emotion.
 Sound: Rosenberg glottal pulses at a gliding pitch (declination, per-syllable accents, jitter),
@@ -52,8 +66,6 @@ RELEASE_DIR = "IEMOCAP_full_release"
 MANIFEST_NAME = "synthetic_corpus.json"
 SESSIONS = (1, 2, 3, 4, 5)
 GENDERS = ("F", "M")
-IEMOCAP_4CLASS_COUNTS = {"neutral": 1708, "happy": 1636, "sad": 1084, "angry": 1103}
-EXCITED_SHARE_OF_HAPPY = 1041 / 1636  # IEMOCAP: 595 hap + 1041 exc
 DROPPED_PER_KEPT = 40  # one fru/xxx utterance per this many kept ones, per speaker (rounded up)
 DURATION_MEDIAN, DURATION_SIGMA, DURATION_BOUNDS = 3.0, 0.5, (0.8, 12.0)
 
@@ -119,7 +131,7 @@ def allocate_counts(total: int, weights: dict[str, float]) -> dict[str, int]:
 
 def speaker_codes(rng: np.random.Generator, utterances_per_speaker: int) -> list[str]:
     """One speaker's shuffled emotion codes: IEMOCAP 4-class shares, hap/exc split, a few fru/xxx."""
-    counts = allocate_counts(utterances_per_speaker, IEMOCAP_4CLASS_COUNTS)
+    counts = allocate_counts(utterances_per_speaker, IEMOCAP_COUNTS)
     excited = int(round(counts["happy"] * EXCITED_SHARE_OF_HAPPY))
     codes = ["neu"] * counts["neutral"] + ["sad"] * counts["sad"] + ["ang"] * counts["angry"]
     codes += ["exc"] * excited + ["hap"] * (counts["happy"] - excited)

@@ -12,7 +12,8 @@ table = run_cross_validation(model_args, data_args, training_args)  # every fold
 from .arguments import DataArguments, GEmoClapTrainingArguments, ModelArguments, build_parser, parse_arguments
 from .checkpoints import resolve_checkpoint
 from .cross_validation import cross_validation_folds, run_cross_validation
-from .data_setup import TrainingInputError, prepare_data
+from .data_setup import prepare_data
+from .errors import TrainingInputError
 from .run import run_training
 
 __all__ = [

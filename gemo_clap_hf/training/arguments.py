@@ -14,9 +14,9 @@ from typing import Literal
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..data.corpora import READERS
+from ..data import corpora
 
-CORPORA = tuple(READERS)
+CORPORA = tuple(corpora.CORPORA)  # the registry's names, in its order
 
 
 @dataclass
@@ -57,6 +57,19 @@ class ModelArguments:
         default=True,
         metadata={"help": "Freeze the speech encoder's CNN feature encoder (usual for wav2vec2-family fine-tuning); "
                           "--no_freeze_feature_encoder trains it too."},
+    )
+    freeze_text_embeddings: bool = field(
+        default=True,
+        metadata={"help": "Freeze the text encoder's word-embedding matrix (RoBERTa base: 39M parameters, of which "
+                          "only the label prompts' token rows ever get a gradient), which saves its AdamW update "
+                          "every step; --no_freeze_text_embeddings trains it too. Measured effect: docs/training.md."},
+    )
+    layerdrop: float = field(
+        default=0.0,
+        metadata={"help": "LayerDrop of the speech encoder (its checkpoint's value, e.g. 0.1, is replaced). A skipped "
+                          "layer gets no gradient, which stops multi-process training under gradient checkpointing "
+                          "(DDP without find_unused_parameters); 0 (the default, as in transformers' speech "
+                          "recognition examples) keeps every layer. SpecAugment (mask_time_prob) is kept."},
     )
     logit_scale_init_value: float = field(
         default=1 / 0.07, metadata={"help": "Initial inverse temperature of both similarity directions."}

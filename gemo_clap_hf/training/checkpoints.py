@@ -23,7 +23,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .data_setup import TrainingInputError
+from .errors import TrainingInputError
 
 logger = logging.getLogger(__name__)
 

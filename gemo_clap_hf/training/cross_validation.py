@@ -1,9 +1,10 @@
 """Cross-validation: `run_training` on every fold in turn, then the UAR/WAR table with mean ± std.
 
-Folds: the sessions for IEMOCAP and the synthetic corpus (leave-one-session-out, the paper's protocol); a manifest's
-own `fold` column when it has one; otherwise speaker-grouped k-fold (`--num_folds`, default 5), so that no speaker
-is ever in both training and test. Each fold trains in `output_dir/fold_<k>/` (model, card, confusion matrix);
-`output_dir/cv_results.md` and `cv_results.json` hold the table. A fold whose folder already has `all_results.json`
+Folds follow the evaluation protocol (`data/protocol.py`): the sessions for IEMOCAP and the synthetic corpus
+(leave-one-session-out, the paper's protocol); a manifest's own `fold` column when it has one; otherwise
+speaker-grouped k-fold (`--num_folds`, default 5), so that no speaker is ever in both training and test. Each fold
+trains in `output_dir/fold_<k>/` (model, card, confusion matrix); `output_dir/cv_results.md` and `cv_results.json`
+hold the table. A fold whose folder already has `all_results.json`
 is read instead of re-trained, so an interrupted cross-validation restarted with the same command only runs the
 missing folds (`--overwrite_output_dir` re-runs them all).
 """
@@ -17,8 +18,10 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+from ..data.protocol import available_folds, fold_scheme, uses_own_folds
 from .arguments import DataArguments, GEmoClapTrainingArguments, ModelArguments
-from .data_setup import SESSION_CORPORA, TrainingInputError, available_folds, load_training_corpus
+from .data_setup import load_training_corpus
+from .errors import TrainingInputError
 from .outputs import held_out_prefix
 from .run import run_training, setup_logging
 
@@ -41,16 +44,14 @@ def _check_arguments(data_args: DataArguments, training_args: GEmoClapTrainingAr
 
 def cross_validation_folds(data_args: DataArguments) -> tuple[DataArguments, list[str]]:
     """(data arguments every fold shares, the folds to hold out in turn)."""
-    uses_own_folds = data_args.dataset in SESSION_CORPORA or data_args.dataset == "manifest"
-    if not data_args.num_folds and not uses_own_folds:
+    if not data_args.num_folds and not uses_own_folds(data_args.dataset):
         data_args = replace(data_args, num_folds=DEFAULT_NUM_FOLDS)
     folds = available_folds(load_training_corpus(data_args))
     if len(folds) < 2:
         data_args = replace(data_args, num_folds=DEFAULT_NUM_FOLDS)
         folds = available_folds(load_training_corpus(data_args))
-    protocol = (f"speaker-grouped {data_args.num_folds}-fold" if data_args.num_folds else
-                "leave-one-session-out" if data_args.dataset in SESSION_CORPORA else "the manifest's folds")
-    logger.info(f"cross-validation on {data_args.dataset}: {protocol}, folds {folds}.")
+    logger.info(f"cross-validation on {data_args.dataset}: {fold_scheme(data_args.dataset, data_args.num_folds)}, "
+                f"folds {folds}.")
     return data_args, folds
 
 

@@ -1,7 +1,9 @@
 """From `DataArguments` to speaker-independent train / eval / test sets, with errors that name the flag to fix.
 
-Every problem a user can cause with the data flags (missing folder, bad manifest, corrupt audio, empty fold, speaker
-leakage) surfaces as a `TrainingInputError`, which the scripts print as one line instead of a traceback.
+The protocol itself (fold choice, the speaker-leakage check, the model card's sentence) is `data/protocol.py`; this
+module applies it to the flags. Every problem a user can cause with the data flags (missing folder, bad manifest,
+corrupt audio, empty fold, speaker leakage) surfaces as a `TrainingInputError`, which the scripts print as one line
+instead of a traceback.
 """
 
 from __future__ import annotations
@@ -12,27 +14,20 @@ from dataclasses import dataclass
 
 import datasets
 
-from ..data import FOUR_CLASS_LABELS, assign_speaker_folds, check_speaker_leakage, load_corpus, split_by_fold
+from ..data import FOUR_CLASS_LABELS, load_corpus
+from ..data.protocol import (
+    assign_speaker_folds,
+    available_folds,
+    check_speaker_leakage,
+    count_unknown_speakers,
+    protocol_sentence,
+    split_by_fold,
+)
 from ..feature_extraction_gemo_clap import GEmoClapAudioError
 from .arguments import DataArguments
+from .errors import TrainingInputError
 
 logger = logging.getLogger(__name__)
-
-# Corpora whose folds are recording sessions (leave-one-session-out); the others need speaker-grouped folds.
-SESSION_CORPORA = ("iemocap", "synthetic")
-DATASET_NAMES = {
-    "iemocap": "IEMOCAP",
-    "ravdess": "RAVDESS",
-    "crema_d": "CREMA-D",
-    "msp_podcast": "MSP-Podcast",
-    "manifest": "custom manifest",
-    "synthetic": "synthetic gender-confounded speech",
-}
-FOLD_SEED = 0  # speaker-fold assignment is part of the protocol: fixed, not tied to the training seed
-
-
-class TrainingInputError(ValueError):
-    """A problem with the arguments or the data that the user can fix; the message says how."""
 
 
 @dataclass
@@ -73,16 +68,10 @@ def load_training_corpus(data_args: DataArguments) -> datasets.Dataset:
         raise TrainingInputError(str(error).replace("skip_bad_files=True", "--skip_bad_files")) from error
     if data_args.num_folds:
         try:
-            corpus = assign_speaker_folds(corpus, k=data_args.num_folds, seed=FOLD_SEED)
+            corpus = assign_speaker_folds(corpus, k=data_args.num_folds)
         except ValueError as error:
             raise TrainingInputError(f"--num_folds {data_args.num_folds}: {error}") from error
     return corpus
-
-
-def available_folds(corpus: datasets.Dataset) -> list[str]:
-    """The corpus' folds in natural order ("2" before "10")."""
-    return sorted(set(corpus["fold"]) - {""}, key=lambda fold: (not fold.isdigit(), int(fold) if fold.isdigit()
-                                                                  else 0, fold))
 
 
 def label_order(present: set[str], label_map: dict[str, str | None] | None) -> list[str]:
@@ -99,19 +88,6 @@ def _hold_out(dataset: datasets.Dataset, fold: str, flag: str, folds: list[str])
     except ValueError as error:
         hint = "; pass --num_folds K for speaker-grouped folds" if not folds else f"; choose {flag} from {folds}"
         raise TrainingInputError(f"{flag} {fold}: {error.args[0].rstrip('.')}{hint}.") from error
-
-
-def _protocol(data_args: DataArguments) -> str:
-    """One sentence for the model card: how the held-out fold was chosen."""
-    if data_args.num_folds:
-        held_out = f"speaker-grouped {data_args.num_folds}-fold split with fold {data_args.test_fold} held out for test"
-    elif data_args.dataset in SESSION_CORPORA:
-        held_out = f"leave-one-session-out with session {data_args.test_fold} held out for test"
-    else:
-        held_out = f"the corpus' fold {data_args.test_fold!r} held out for test"
-    selection = (f"fold {data_args.eval_fold} served as the validation set" if data_args.eval_fold else
-                 "the test fold also served as the evaluation set, without a separate validation fold")
-    return f"{held_out}; {selection}; speaker-independent, no speaker is in both training and test"
 
 
 def _subset(dataset: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
@@ -134,7 +110,7 @@ def split_for_training(corpus: datasets.Dataset, data_args: DataArguments, seed:
     train, evaluation = rest, test
     if data_args.eval_fold is not None:
         train, evaluation = _hold_out(rest, str(data_args.eval_fold), "--eval_fold", folds)
-    for held_out in (test, evaluation):
+    for held_out in (test,) if data_args.eval_fold is None else (test, evaluation):
         try:
             check_speaker_leakage(train, held_out)
         except ValueError as error:
@@ -147,7 +123,8 @@ def split_for_training(corpus: datasets.Dataset, data_args: DataArguments, seed:
         eval=_subset(evaluation, data_args.max_eval_samples, seed),
         test=_subset(test, data_args.max_eval_samples, seed) if data_args.eval_fold is not None else None,
         labels=labels,
-        protocol=_protocol(data_args),
+        protocol=protocol_sentence(data_args.dataset, data_args.test_fold, data_args.eval_fold, data_args.num_folds,
+                                   unknown_speakers=count_unknown_speakers(corpus)),
     )
     _warn_untrained_labels(prepared)
     return prepared
@@ -168,11 +145,7 @@ def prepare_data(data_args: DataArguments, seed: int) -> PreparedData:
 
 
 __all__ = [
-    "DATASET_NAMES",
-    "SESSION_CORPORA",
     "PreparedData",
-    "TrainingInputError",
-    "available_folds",
     "label_order",
     "load_training_corpus",
     "parse_label_map",

@@ -19,10 +19,13 @@ def _hub_kwargs(model_args: ModelArguments) -> dict:
     return {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
 
 
-def build_model(model_args: ModelArguments, emotion_labels: Sequence[str]) -> GEmoClapModel:
-    """The dual encoder with new projections and temperatures, labelled with the corpus' emotions."""
+def build_model(model_args: ModelArguments, emotion_labels: Sequence[str], tokenizer=None) -> GEmoClapModel:
+    """The dual encoder with new projections and temperatures, labelled with the corpus' emotions.
+
+    `tokenizer` (the processor's) makes the label-prompt table when the text encoder's folder gave none."""
     tower_kwargs = {f"{tower}_{key}": value for tower in ("audio", "text")
                     for key, value in _hub_kwargs(model_args).items()}
+    tower_kwargs["audio_layerdrop"] = model_args.layerdrop  # a config override for the speech tower
     model = GEmoClapModel.from_audio_text_pretrained(
         model_args.audio_encoder,
         model_args.text_encoder,
@@ -35,8 +38,12 @@ def build_model(model_args: ModelArguments, emotion_labels: Sequence[str]) -> GE
         logit_scale_init_value=model_args.logit_scale_init_value,
         **tower_kwargs,
     )
+    if tokenizer is not None and not model.has_prompts:
+        model.set_prompts(tokenizer)
     if model_args.freeze_feature_encoder:
         model.freeze_feature_encoder()
+    if model_args.freeze_text_embeddings:
+        model.freeze_text_embeddings()
     return model
 
 

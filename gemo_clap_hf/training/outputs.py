@@ -14,16 +14,17 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from ..data.labels import format_counts
 from ..apps.model_card import summarize_config, write_model_card
 from ..apps.plots import save_confusion_matrix_png
+from ..data.corpora import corpus_spec
+from ..data.labels import format_counts
+from ..data.protocol import available_folds
 from .arguments import DataArguments, ModelArguments
-from .data_setup import DATASET_NAMES, PreparedData, available_folds
+from .data_setup import PreparedData
 
 logger = logging.getLogger(__name__)
 
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
-ENGLISH_CORPORA = ("iemocap", "ravdess", "crema_d", "msp_podcast")  # a manifest's or the synthetic corpus' is unknown
 
 
 def held_out_prefix(metrics: dict) -> str:
@@ -52,13 +53,14 @@ def describe_training_data(data: PreparedData, dataset_name: str) -> str:
 def write_card(output_dir: str, model, metrics: dict, model_args: ModelArguments, data_args: DataArguments,
                data: PreparedData, hub_model_id: str | None, has_image: bool) -> Path:
     """README.md model card: the variant, data, protocol and held-out metrics of this run."""
-    dataset_name = DATASET_NAMES[data_args.dataset]
+    corpus = corpus_spec(data_args.dataset)
+    dataset_name = corpus.title
     prefix = held_out_prefix(metrics)
     held_out = {key: value for key, value in metrics.items() if key.startswith(f"{prefix}_")}
     extra = {
         "model_id": hub_model_id or str(output_dir),
         "confusion_matrix_image": CONFUSION_MATRIX_FILE if has_image else None,
-        "language": "en" if data_args.dataset in ENGLISH_CORPORA else None,
+        "language": corpus.language,
         "training_data": describe_training_data(data, dataset_name),
     }
     return write_model_card(

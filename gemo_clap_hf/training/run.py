@@ -17,33 +17,20 @@ import datasets
 import transformers
 from transformers import TrainerCallback, set_seed
 
-from ..trainer import EpochCallback, GEmoClapDataCollator, GEmoClapTrainer
+from ..data.batching import GEmoClapDataCollator
+from ..trainer import GEmoClapTrainer
 from .arguments import DataArguments, GEmoClapTrainingArguments, ModelArguments
 from .checkpoints import resolve_checkpoint
 from .data_setup import PreparedData, prepare_data
 from .model_setup import build_model, build_processor
 from .outputs import held_out_prefix, push_final_model, write_card, write_confusion_matrix
-from .sampling import EpochSeededLengthGroupedSampler
 
 logger = logging.getLogger(__name__)
 
 
 class _ScriptTrainer(GEmoClapTrainer):
-    """`GEmoClapTrainer` with exactly resumable length-grouped batches (see `sampling.py`), whose `push_to_hub`
-    uploads the GEmo-CLAP model card written by `run_training` (`Trainer.push_to_hub` would first replace README.md
-    with a generic auto-generated card)."""
-
-    def _get_train_sampler(self, train_dataset=None):
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        column = self.args.length_column_name
-        if self.args.train_sampling_strategy != "group_by_length" or column not in dataset.column_names:
-            return super()._get_train_sampler(train_dataset)
-        sampler = EpochSeededLengthGroupedSampler(
-            self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset[column],
-            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
-        )
-        self.add_callback(EpochCallback(sampler))
-        return sampler
+    """`GEmoClapTrainer` whose `push_to_hub` uploads the GEmo-CLAP model card written by `run_training`
+    (`Trainer.push_to_hub` would first replace README.md with a generic auto-generated card)."""
 
     def create_model_card(self, *args, **kwargs) -> None:
         return None
@@ -101,7 +88,7 @@ def build_trainer(model, processor, data: PreparedData, training_args, data_args
     collator = GEmoClapDataCollator(processor, model.config, max_duration_s=data_args.max_duration_s,
                                     seed=training_args.seed)
     return _ScriptTrainer(model=model, args=training_args, train_dataset=data.train, eval_dataset=data.eval,
-                               data_collator=collator, processing_class=processor, callbacks=list(callbacks) or None)
+                          data_collator=collator, processing_class=processor, callbacks=list(callbacks) or None)
 
 
 def train_and_save(trainer: GEmoClapTrainer, checkpoint: str | None, num_train: int) -> dict:
@@ -157,8 +144,8 @@ def run_training(
     checkpoint = resolve_checkpoint(run_args)
     set_seed(run_args.seed)
     data = prepare_data(data_args, seed=run_args.seed)
-    model = build_model(model_args, data.labels)
     processor = build_processor(model_args)
+    model = build_model(model_args, data.labels, tokenizer=processor.tokenizer)
     trainer = build_trainer(model, processor, data, run_args, data_args, callbacks)
     train_metrics = train_and_save(trainer, checkpoint, len(data.train))
     eval_metrics, confusion = evaluate_held_out(trainer, data)

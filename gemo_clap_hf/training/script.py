@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .arguments import parse_arguments
-from .data_setup import TrainingInputError
+from .errors import TrainingInputError
 
 EXIT_INPUT_ERROR = 2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..labels import Utterance
@@ -12,11 +12,15 @@ from ..labels import Utterance
 
 @dataclass
 class ReadResult:
-    """A reader's utterances (labels as corpus label names), its default label map, and where it looked."""
+    """A reader's utterances (labels as corpus label names) and where it looked.
+
+    The default label set is the corpus' registry entry (`CORPORA[name].label_map`); `label_map_changes` are the
+    entries a reader option changes in it (RAVDESS `calm="drop"`: calm -> None).
+    """
 
     utterances: list[Utterance]
-    default_label_map: Mapping[str, str | None] | None
     source: str
+    label_map_changes: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def require_dir(data_dir: str | os.PathLike, corpus: str, layout: str) -> Path:

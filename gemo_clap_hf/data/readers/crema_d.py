@@ -1,6 +1,7 @@
 """CREMA-D reader: labels from `AudioWAV/<actor>_<sentence>_<EMO>_<level>.wav`, gender from VideoDemographics.csv.
 
-The default label set is the 4 classes (DIS and FEA dropped). CREMA-D has no sessions, so `fold` is "".
+The default label set (`CORPORA["crema_d"]`) is the 4 classes: DIS and FEA are dropped. CREMA-D has no sessions,
+so `fold` is "".
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from ..labels import FOUR_CLASS_MAP, Utterance, format_counts, normalise_gender
+from ..labels import Utterance, format_counts, normalise_gender
 from .base import ReadResult, layout_error, require_dir, wav_files
 
 logger = logging.getLogger(__name__)
@@ -64,4 +65,4 @@ def read_crema_d(data_dir: str | os.PathLike) -> ReadResult:
                                     gender=genders[actor], speaker=actor))
     if skipped:
         logger.warning(f"crema_d: skipped {sum(skipped.values())} files ({format_counts(skipped)}).")
-    return ReadResult(utterances, FOUR_CLASS_MAP, source=str(audio_dir))
+    return ReadResult(utterances, source=str(audio_dir))

@@ -1,7 +1,8 @@
 """IEMOCAP reader: utterance labels from `EmoEvaluation/<dialog>.txt`, audio from `sentences/wav/<dialog>/`.
 
-The default label set is the paper's 4 classes with "excited" merged into "happy" (5531 utterances on the full
-release). The fold is the session ("1".."5") for leave-one-session-out.
+Labels come out as names (`exc` -> "excited"); the default label set (the paper's 4 classes, "excited" merged into
+"happy") and the class counts are in the corpus registry, `CORPORA["iemocap"]`. The fold is the session ("1".."5")
+for leave-one-session-out.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..labels import FOUR_CLASS_MAP, Utterance, normalise_gender
+from ..labels import Utterance, normalise_gender
 from .base import ReadResult, is_debris, layout_error, require_dir
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,6 @@ LAYOUT = """IEMOCAP_full_release/            (pass this folder or its parent)
 
 CODES = {"neu": "neutral", "hap": "happy", "exc": "excited", "sad": "sad", "ang": "angry", "fru": "frustrated",
          "fea": "fear", "sur": "surprise", "dis": "disgust", "oth": "other", "xxx": "no_agreement"}
-DEFAULT_LABEL_MAP = {**FOUR_CLASS_MAP, "excited": "happy"}
 
 # `[start - end]<TAB>utterance id<TAB>code<TAB>[v, a, d]`; evaluator lines (`C-E2:`, `A-E3:`), the `%` header and
 # blank lines do not match.
@@ -76,4 +76,4 @@ def read_iemocap(data_dir: str | os.PathLike, sessions: Iterable[int] | None = N
         for label_file in sorted(p for p in label_dir.glob("*.txt") if not is_debris(p)):
             wav_dir = found[session] / "sentences" / "wav" / label_file.stem
             utterances.extend(_utterance(uid, code, session, wav_dir) for uid, code in parse_label_file(label_file))
-    return ReadResult(utterances, DEFAULT_LABEL_MAP, source=f"{root} (sessions {wanted})")
+    return ReadResult(utterances, source=f"{root} (sessions {wanted})")

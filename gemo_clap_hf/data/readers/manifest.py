@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..labels import Utterance, normalise_gender
+from ..labels import Utterance, normalise_gender, normalise_speaker
 from .base import ReadResult
 from .tables import read_table
 
@@ -20,7 +20,7 @@ LAYOUT = """a .csv or .jsonl file (or a folder holding one manifest.csv / manife
   path      audio file, relative to the manifest's folder or absolute
   emotion   label string
   gender    female / male (or f / m)
-  speaker   optional; fold or split   optional; id   optional (defaults to path)"""
+  speaker   optional ("" or "unknown" when not known); fold or split   optional; id   optional (defaults to path)"""
 
 REQUIRED_COLUMNS = ("path", "emotion", "gender")
 _SHOWN = 5
@@ -73,8 +73,7 @@ def read_manifest(data_dir: str | os.PathLike) -> ReadResult:
         path = Path(written).expanduser()
         path = path if path.is_absolute() else manifest.parent / path
         emotion = str(row["emotion"]).strip().lower()
-        speaker = row.get("speaker")
         utterances.append(Utterance(id=str(row.get("id") or written), path=path, label=emotion, code=emotion,
                                     gender=normalise_gender(row["gender"]),
-                                    speaker="" if speaker is None else str(speaker), fold=_fold(row)))
-    return ReadResult(utterances, None, source=str(manifest))
+                                    speaker=normalise_speaker(row.get("speaker")), fold=_fold(row)))
+    return ReadResult(utterances, source=str(manifest))

@@ -1,7 +1,9 @@
 """MSP-Podcast reader: `Labels/labels_consensus.csv` (consensus categorical labels) with `Audios/<FileName>`.
 
-The default label set is the 4 classes. The fold is the release's `Split_Set` (e.g. "Train", "Development",
-"Test1"). Rows whose speaker gender is "Unknown" are dropped with a count.
+The default label set (`CORPORA["msp_podcast"]`) is the 4 classes. The fold is the release's `Split_Set` (e.g.
+"Train", "Development", "Test1"). Rows whose speaker gender is "Unknown" are dropped with a count; a `SpkrID` of
+"Unknown" becomes speaker "" (unknown), not one speaker shared by every such row, so the speaker-leakage check skips
+those rows (with a warning) instead of reporting false leakage.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..labels import FOUR_CLASS_MAP, Utterance, normalise_gender
+from ..labels import Utterance, normalise_gender, normalise_speaker
 from .base import ReadResult, layout_error, require_dir
 from .tables import read_table
 
@@ -37,6 +39,6 @@ def read_msp_podcast(data_dir: str | os.PathLike) -> ReadResult:
         code = row["EmoClass"].upper()
         utterances.append(Utterance(id=Path(row["FileName"]).stem, path=audio_dir / row["FileName"],
                                     label=CODES.get(code, code.lower()), code=code,
-                                    gender=normalise_gender(row["Gender"]), speaker=row["SpkrID"],
+                                    gender=normalise_gender(row["Gender"]), speaker=normalise_speaker(row["SpkrID"]),
                                     fold=row["Split_Set"]))
-    return ReadResult(utterances, FOUR_CLASS_MAP, source=str(table))
+    return ReadResult(utterances, source=str(table))

@@ -1,6 +1,8 @@
 """RAVDESS (speech) reader: every fact is in the file name `MM-VV-EE-II-SS-RR-AA.wav`.
 
-The default label set is the 4 classes with "calm" merged into "neutral" (`calm="drop"` drops it instead).
+The default label set (`CORPORA["ravdess"]`) is the 4 classes with "calm" merged into "neutral", which gives
+neutral 288 clips against 192 for each other class on the full release; `calm="drop"` (or a `label_map` that maps
+"calm" to None) drops calm instead, leaving 96 neutral clips.
 RAVDESS has no sessions, so `fold` is "" (use `assign_speaker_folds` for speaker-grouped folds).
 """
 
@@ -12,7 +14,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from ..labels import FOUR_CLASS_MAP, Utterance, format_counts
+from ..labels import Utterance, format_counts
 from .base import ReadResult, layout_error, require_dir, wav_files
 
 logger = logging.getLogger(__name__)
@@ -63,5 +65,4 @@ def read_ravdess(data_dir: str | os.PathLike, calm: str = "neutral") -> ReadResu
                 utterances.append(utterance)
     if skipped:
         logger.warning(f"ravdess: skipped {sum(skipped.values())} files ({format_counts(skipped)}).")
-    default_map = {**FOUR_CLASS_MAP, "calm": "neutral" if calm == "neutral" else None}
-    return ReadResult(utterances, default_map, source=str(root))
+    return ReadResult(utterances, source=str(root), label_map_changes={"calm": None} if calm == "drop" else {})
