@@ -55,8 +55,24 @@ class GEmoClapConfig(PretrainedConfig):
     logit_scale_init_value: float = 1 / 0.07
     target_normalization: str = "sum"
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """`PretrainedConfig.from_dict`, with a new label set given as keywords applied before `num_labels` is checked.
+
+        `from_pretrained(path, num_labels=3, id2label=..., label2id=...)` (the usual way to re-label a model)
+        re-labels it: the saved `emotion_labels` give way to the given `emotion_labels`, `id2label` or `label2id`.
+        """
+        relabel = {key: kwargs[key] for key in ("emotion_labels", "id2label", "label2id") if kwargs.get(key)}
+        if relabel:
+            config_dict = {key: value for key, value in config_dict.items()
+                           if key not in ("emotion_labels", "id2label", "label2id")}
+            config_dict.update(relabel)
+        return super().from_dict(config_dict, **kwargs)
+
     def __post_init__(self, **kwargs):
         given_id2label = self.id2label
+        if not given_id2label and self.label2id:
+            given_id2label = {index: name for name, index in self.label2id.items()}
         if kwargs.get("num_labels") is not None and self.id2label is None:
             self.id2label = None  # checked below against the label set, once it is known
         super().__post_init__(**{key: value for key, value in kwargs.items() if key != "num_labels"})

@@ -220,7 +220,7 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             self.register_buffer(f"{kind}_prompt_mask", None, persistent=False)
         self._prompt_texts: dict[str, list[str]] = {}
         self._prompt_tokenizer = None
-        self._label_cache: dict[str, torch.Tensor] = {}
+        self._label_cache: dict[str, tuple[tuple, torch.Tensor]] = {}
         self.register_load_state_dict_post_hook(lambda module, incompatible_keys: module._label_cache.clear())
         self.post_init()
 
@@ -338,15 +338,20 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         weights in place in evaluation mode, call `model.eval()` again.
         """
         input_ids, attention_mask = self._prompt_inputs(kind)
+        # Keyed by the weights' dtype and device and the autocast state (under autocast the embeddings come out in
+        # the autocast dtype, not the weights').
         reference = self.text_projection.dense_in.weight
+        key = (reference.dtype, reference.device, torch.is_autocast_enabled(reference.device.type))
         cached = None if self.training else self._label_cache.get(kind)
-        if cached is not None and cached.dtype == reference.dtype and cached.device == reference.device:
-            if cached.is_inference() and not torch.is_inference_mode_enabled():
-                cached = self._label_cache[kind] = cached.clone()  # usable by autograd outside inference mode
-            return cached
+        if cached is not None and cached[0] == key:
+            embeds = cached[1]
+            if embeds.is_inference() and not torch.is_inference_mode_enabled():
+                embeds = embeds.clone()  # usable by autograd outside inference mode
+                self._label_cache[kind] = (key, embeds)
+            return embeds
         embeds = self.get_text_features(input_ids, attention_mask, return_dict=True).pooler_output
         if not self.training and not _is_tracing():
-            self._label_cache[kind] = embeds.detach()
+            self._label_cache[kind] = (key, embeds.detach())
         return embeds
 
     def label_logits(self, audio_embeds: torch.Tensor, kind: str = "emotion") -> torch.Tensor:

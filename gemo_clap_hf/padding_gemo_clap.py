@@ -11,8 +11,9 @@ transformers' towers honour the attention mask in attention, but two places stil
 as they are): the first GroupNorm becomes a `MaskedGroupNorm` (statistics over each clip's valid frames only) and
 data2vec's positional conv layers zero the padded frames of their output. A forward pre-hook on the tower reads the
 `attention_mask` of every call and hands the valid lengths to those modules; with no mask they behave exactly as the
-originals. The lengths stay set until the tower's next call, so that gradient checkpointing's recomputation (which
-runs during backward) sees the same lengths as the forward pass.
+originals. The first conv layer receives its lengths as a keyword argument (`valid_frames`), which transformers'
+gradient checkpointing binds into the recomputation, so a backward pass recomputes each tower call with its own
+lengths even when one forward called the tower several times (windows of long clips).
 
 Travels with saved models (`trust_remote_code`): imports only torch.
 """
@@ -65,6 +66,23 @@ class MaskedGroupNorm(nn.GroupNorm):
         if self.affine:
             normed = normed * self.weight.float()[None, :, None] + self.bias.float()[None, :, None]
         return normed.to(out_dtype)
+
+
+class MaskedGroupNormConvLayer(nn.Module):
+    """Mixin for the first conv layer of a group-norm feature encoder: `forward(hidden, valid_frames=None)` hands
+    `valid_frames` to its `MaskedGroupNorm` for this call only."""
+
+    def forward(self, hidden: torch.Tensor, valid_frames: torch.Tensor | None = None) -> torch.Tensor:
+        self.layer_norm.valid_frames = valid_frames
+        try:
+            return super().forward(hidden)
+        finally:
+            self.layer_norm.valid_frames = None
+
+
+def _pass_valid_frames(layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Forward pre-hook of the first conv layer: its call's lengths as a keyword (set by the tower's pre-hook)."""
+    return args, {**kwargs, "valid_frames": layer._gemo_clap_valid_frames}
 
 
 class MaskedPositionalConvLayer(nn.Module):
@@ -125,8 +143,10 @@ def _set_valid_lengths(tower: nn.Module, args: tuple, kwargs: dict) -> None:
             lengths = torch.div(samples - kernel, stride, rounding_mode="floor") + 1
         else:
             lengths = tower._get_feat_extract_output_lengths(samples)
-        target = module.layer_norm if source == "conv0" else module
-        target.valid_frames = lengths
+        if source == "conv0":
+            module._gemo_clap_valid_frames = lengths  # passed on as a keyword by `_pass_valid_frames`
+        else:
+            module.valid_frames = lengths
 
 
 def make_padding_invariant(tower: nn.Module) -> nn.Module:
@@ -137,6 +157,9 @@ def make_padding_invariant(tower: nn.Module) -> nn.Module:
     for module, source in masked:
         if source == "conv0":
             module.layer_norm.__class__ = _masked_subclass(module.layer_norm, MaskedGroupNorm)
+            module.__class__ = _masked_subclass(module, MaskedGroupNormConvLayer)
+            module._gemo_clap_valid_frames = None
+            module.register_forward_pre_hook(_pass_valid_frames, with_kwargs=True)
         else:
             module.__class__ = _masked_subclass(module, MaskedPositionalConvLayer)
     tower._gemo_clap_masked_modules = masked
@@ -145,4 +168,4 @@ def make_padding_invariant(tower: nn.Module) -> nn.Module:
     return tower
 
 
-__all__ = ["MaskedGroupNorm", "MaskedPositionalConvLayer", "make_padding_invariant"]
+__all__ = ["MaskedGroupNorm", "MaskedGroupNormConvLayer", "MaskedPositionalConvLayer", "make_padding_invariant"]

@@ -247,3 +247,27 @@ def test_trainer_registers_one_epoch_callback_and_tells_collator_and_sampler_the
     collator, sampler = callbacks[0].targets
     assert collator is trainer.data_collator and isinstance(sampler, EpochSeededLengthGroupedSampler)
     assert collator.epoch == sampler.epoch == 1
+
+
+def test_persistent_dataloader_workers_crop_with_the_current_epoch(processor):
+    """Workers keep their own copy of the collator for the whole run under `dataloader_persistent_workers`: the
+    epoch they crop with must still follow `set_epoch` (else every epoch reuses one crop, and resumes differ)."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+
+    rows = [{"audio": np.random.default_rng(0).standard_normal(48000).astype(np.float32), "id": "a",
+             "emotion": "sad", "gender": "male"}]
+    crops = {}
+    for workers, persistent in ((0, False), (1, True)):
+        collator = GEmoClapDataCollator(processor, tiny_config(), max_duration_s=0.5, seed=1)
+        callback = EpochCallback(collator)
+        loader = DataLoader(rows, batch_size=1, collate_fn=collator, num_workers=workers,
+                            persistent_workers=persistent)
+        crops[workers] = []
+        for epoch in range(3):
+            callback.on_epoch_begin(None, SimpleNamespace(epoch=float(epoch)), None)
+            crops[workers].append(next(iter(loader))["input_values"][0, :50])
+    for in_main, in_worker in zip(crops[0], crops[1]):
+        torch.testing.assert_close(in_worker, in_main, rtol=0, atol=0)
+    assert not torch.equal(crops[0][0], crops[0][1])  # a fresh window each epoch

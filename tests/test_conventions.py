@@ -247,3 +247,29 @@ def test_a_temperature_above_the_cap_still_gets_a_gradient_and_comes_back(tmp_pa
     assert model.logit_scale_audio.grad.abs() > 0 and model.logit_scale_text.grad.abs() > 0  # not killed by the cap
     model.clamp_logit_scales_()
     assert model.logit_scale_audio.item() == pytest.approx(cap) and model.logit_scale_text.item() == pytest.approx(cap)
+
+
+def test_label_cache_is_filled_once_per_evaluation_under_autocast(tiny_checkpoint, audio):
+    """Under bf16 autocast (the Trainer's --bf16) the cached embeddings are bf16: still one text pass in all."""
+    classifier = GEmoClapForAudioClassification.from_pretrained(tiny_checkpoint).eval()
+    calls = []
+    original = classifier.gemo_clap.text_model.forward
+    classifier.gemo_clap.text_model.forward = lambda *a, **k: calls.append(1) or original(*a, **k)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        first = classifier(**audio).logits
+        for _ in range(2):
+            torch.testing.assert_close(classifier(**audio).logits, first)
+    assert len(calls) == 1
+
+
+def test_the_usual_hf_relabelling_call_with_num_labels_works(tiny_checkpoint, audio):
+    """AutoModelForAudioClassification.from_pretrained(path, num_labels=N, id2label=..., label2id=...), as the HF
+    audio-classification guide writes it: transformers checks num_labels before it applies id2label."""
+    id2label = {0: "angry", 1: "calm", 2: "sad"}
+    classifier = AutoModelForAudioClassification.from_pretrained(
+        tiny_checkpoint, num_labels=3, id2label=id2label, label2id={name: i for i, name in id2label.items()}
+    ).eval()
+    assert classifier.config.emotion_labels == ["angry", "calm", "sad"]
+    with torch.no_grad():
+        assert classifier(**audio).logits.shape == (2, 3)
+    assert GEmoClapConfig(label2id={"calm": 0, "angry": 1}).emotion_labels == ["calm", "angry"]

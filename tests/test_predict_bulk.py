@@ -298,3 +298,20 @@ def test_predict_on_the_demo_held_out_session_matches_the_demo_report(capsys, tm
         assert float(row["score"]) == pytest.approx(clip["score"], abs=1e-4)
         # The same label, unless the two best scores tie within the tolerance (a 3-step model is near-uniform).
         assert row["emotion"] == clip["predicted"] or abs(float(row[clip["predicted"]]) - float(row["score"])) < 1e-4
+
+
+def test_csv_output_keeps_file_names_that_are_not_utf8(capsys, tiny_checkpoint, audio_folder, tmp_path):
+    """Linux file names are bytes: a name that is not UTF-8 is written back byte for byte, and the rerun resumes."""
+    import shutil
+
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    odd_name = os.fsdecode(b"caf\xe9.wav")  # Latin-1 "café": surrogate escapes in Python
+    shutil.copy(good_files(audio_folder)[0], folder / odd_name)
+    shutil.copy(good_files(audio_folder)[1], folder / "plain.wav")
+    output = tmp_path / "predictions.csv"
+    code, _, err = run_cli(capsys, "predict", "--model", tiny_checkpoint, folder, "--output", output, "--quiet")
+    assert code == 0 and "classified 2 of 2 file(s)" in err
+    assert os.fsencode(str(folder / odd_name)) in output.read_bytes()
+    code, _, err = run_cli(capsys, "predict", "--model", tiny_checkpoint, folder, "--output", output, "--quiet")
+    assert code == 0 and "classified 0 of 2 file(s) (2 already in" in err

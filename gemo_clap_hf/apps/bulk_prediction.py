@@ -146,14 +146,14 @@ class ResultWriter:
         if self.kind == "csv":
             if not complete:
                 return 0  # not even a whole header: rewrite it
-            header = next(csv.reader([complete[0].decode("utf-8", "replace")]))
+            header = next(csv.reader([complete[0].decode("utf-8", "surrogateescape")]))
             if header != self.columns:
                 raise self._other_model(f"columns {header}")
             body, keep = complete[1:], len(complete[0]) + 1
         else:
             body, keep = complete, 0
         for number, raw in enumerate(body):
-            row = _parse_line(raw.decode("utf-8", "replace"), self.kind, self.columns)
+            row = _parse_line(raw.decode("utf-8", "surrogateescape"), self.kind, self.columns)
             if row is None:
                 if number == len(body) - 1:  # a last line that lost its end, then got a newline: repair it too
                     self.repaired = True
@@ -179,7 +179,8 @@ class ResultWriter:
         return buffer.getvalue()
 
     def _write_line(self, line: str) -> None:
-        self._handle.write(line.encode("utf-8"))
+        # File names need not be UTF-8 on Linux (Python holds their bytes as surrogates): write those bytes back.
+        self._handle.write(line.encode("utf-8", "surrogateescape"))
 
     def write(self, prediction: Prediction) -> None:
         row = prediction.to_row()

@@ -83,7 +83,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     if not path.is_file():
         raise _missing(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # bytes: file names need not be UTF-8 on Linux
         result = AudioInfo(int(info.frames), int(info.samplerate), int(info.channels))
     except (sf.LibsndfileError, RuntimeError) as error:
         waveform, rate = _librosa_decode(path, error)
@@ -147,7 +147,7 @@ def _decode(source: Any) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise _missing(path)
     try:
-        return _read_with_soundfile(str(path), name)
+        return _read_with_soundfile(os.fsencode(path), name)
     except (sf.LibsndfileError, RuntimeError) as error:
         waveform, rate = _librosa_decode(path, error)
         if waveform.size == 0:

@@ -74,8 +74,14 @@ class GEmoClapDataCollator:
     seed: int = 0
     epoch: int = 0
 
+    def __post_init__(self):
+        # DataLoader workers hold copies of the collator; with persistent workers those copies live for the whole
+        # run, so the epoch they crop with is kept in shared memory, which `set_epoch` updates for all of them.
+        self._shared_epoch = torch.tensor(int(self.epoch), dtype=torch.long).share_memory_()
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+        self._shared_epoch.fill_(self.epoch)
 
     def for_evaluation(self) -> GEmoClapDataCollator:
         """The same collator without random cropping (evaluation sees whole clips)."""
@@ -106,7 +112,8 @@ class GEmoClapDataCollator:
         if len(waveform) <= window:
             return waveform
         clip_key = self._clip_key(row, waveform)  # only for clips that are cropped: it may checksum the samples
-        digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:{clip_key}".encode(), digest_size=8).digest()
+        epoch = int(self._shared_epoch)
+        digest = hashlib.blake2b(f"{self.seed}:{epoch}:{clip_key}".encode(), digest_size=8).digest()
         start = int.from_bytes(digest, "little") % (len(waveform) - window + 1)
         return waveform[start : start + window]
 
