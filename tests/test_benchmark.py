@@ -25,11 +25,11 @@ from gemo_clap_hf.apps.benchmark import (
     padding_efficiency,
     parse_args,
     text_embeddings_trained,
-    train_prompt_tokenizer,
     training_step,
     varied_lengths,
 )
 from gemo_clap_hf.apps.benchmark_trainer import ClassifierInputs, GpuUtilisationSampler
+from gemo_clap_hf.apps.random_towers import train_prompt_tokenizer
 
 SCRIPT = Path(__file__).parents[1] / "training_scripts" / "benchmark.py"
 QUICK_FIGURES = [name for name in FIGURES if name != "bulk_inference"]

@@ -220,3 +220,15 @@ def test_hub_tokens_from_the_flag_and_the_environment_never_reach_the_output_or_
         assert token not in result.stdout and token not in result.stderr
         leaking = [str(path.relative_to(output_dir)) for path in files if token.encode() in path.read_bytes()]
         assert not leaking, f"the token is written to {leaking}"
+
+
+def test_best_checkpoint_is_chosen_by_uar_unless_told_otherwise():
+    """The eval loss depends on the evaluation batch and world size (a contrastive loss over the gathered batch), so
+    --load_best_model_at_end picks by UAR unless --metric_for_best_model says otherwise."""
+    from gemo_clap_hf.training.arguments import parse_arguments
+
+    common = ["--output_dir", "/tmp/unused", "--eval_strategy", "epoch", "--save_strategy", "epoch"]
+    _, _, best = parse_arguments([*common, "--load_best_model_at_end"])
+    assert (best.metric_for_best_model, best.greater_is_better) == ("uar", True)
+    _, _, chosen = parse_arguments([*common, "--load_best_model_at_end", "--metric_for_best_model", "war"])
+    assert chosen.metric_for_best_model == "war"

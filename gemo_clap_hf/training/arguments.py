@@ -149,6 +149,15 @@ class GEmoClapTrainingArguments(TrainingArguments):
                           "last checkpoint."},
     )
 
+    def __post_init__(self):
+        # With --load_best_model_at_end, pick checkpoints by UAR (the paper's headline), not transformers' default
+        # `loss`: the contrastive loss on the evaluation set depends on the evaluation batch size and world size.
+        if self.load_best_model_at_end and self.metric_for_best_model is None:
+            self.metric_for_best_model = "uar"
+            if self.greater_is_better is None:
+                self.greater_is_better = True
+        super().__post_init__()
+
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, GEmoClapTrainingArguments)
 
