@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test lint format demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,15 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q
+
+# ruff (configured in pyproject.toml): `make lint` checks what CI checks, `make format` rewrites.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 demo: setup
 	$(VENV)/bin/gemo-clap demo

@@ -64,8 +64,11 @@ class GEmoClapConfig(PretrainedConfig):
         """
         relabel = {key: kwargs[key] for key in ("emotion_labels", "id2label", "label2id") if kwargs.get(key)}
         if relabel:
-            config_dict = {key: value for key, value in config_dict.items()
-                           if key not in ("emotion_labels", "id2label", "label2id")}
+            config_dict = {
+                key: value
+                for key, value in config_dict.items()
+                if key not in ("emotion_labels", "id2label", "label2id")
+            }
             config_dict.update(relabel)
         return super().from_dict(config_dict, **kwargs)
 
@@ -81,7 +84,8 @@ class GEmoClapConfig(PretrainedConfig):
             from_map = _labels_from_id2label(given_id2label)
             if labels_given and [str(label) for label in self.emotion_labels] != from_map:
                 raise ValueError(
-                    f"`id2label` {dict(enumerate(from_map))} disagrees with `emotion_labels` {list(self.emotion_labels)}; "
+                    f"`id2label` {dict(enumerate(from_map))} disagrees with `emotion_labels` "
+                    f"{list(self.emotion_labels)}; "
                     "pass only `emotion_labels` (the classes, in id order): id2label/label2id are derived from it."
                 )
             self.emotion_labels = from_map
@@ -128,12 +132,18 @@ class GEmoClapConfig(PretrainedConfig):
 
     def _check_values(self) -> None:
         if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"`loss_type` must be one of {LOSS_TYPES} (Emo-CLAP, SL-, ML-GEmo-CLAP), got {self.loss_type!r}.")
+            raise ValueError(
+                f"`loss_type` must be one of {LOSS_TYPES} (Emo-CLAP, SL-, ML-GEmo-CLAP), got {self.loss_type!r}."
+            )
         if self.target_normalization not in TARGET_NORMALIZATIONS:
             raise ValueError(
                 f"`target_normalization` must be one of {TARGET_NORMALIZATIONS}, got {self.target_normalization!r}."
             )
-        if isinstance(self.alpha_e, bool) or not isinstance(self.alpha_e, (int, float)) or not 0.0 <= self.alpha_e <= 1.0:
+        if (
+            isinstance(self.alpha_e, bool)
+            or not isinstance(self.alpha_e, (int, float))
+            or not 0.0 <= self.alpha_e <= 1.0
+        ):
             raise ValueError(f"`alpha_e` must be a number in [0, 1] (the emotion weight), got {self.alpha_e!r}.")
         if not isinstance(self.projection_dim, int) or self.projection_dim < 1:
             raise ValueError(f"`projection_dim` must be a positive integer, got {self.projection_dim!r}.")
@@ -145,7 +155,9 @@ class GEmoClapConfig(PretrainedConfig):
             if len(labels) < 2 or len(set(labels)) != len(labels):
                 raise ValueError(f"`{field}` needs at least two distinct labels, got {labels!r}.")
         if "{}" not in self.prompt_template:
-            raise ValueError(f"`prompt_template` must contain '{{}}' where the label goes, got {self.prompt_template!r}.")
+            raise ValueError(
+                f"`prompt_template` must contain '{{}}' where the label goes, got {self.prompt_template!r}."
+            )
         for field, tower in (("audio_config", self.audio_config), ("text_config", self.text_config)):
             if not isinstance(tower, PretrainedConfig):
                 raise TypeError(f"`{field}` must be a PretrainedConfig or a dict with `model_type`, got {type(tower)}.")

@@ -24,7 +24,10 @@ DEFAULT_MAX_LENGTH_S = 30.0
 
 
 class GEmoClapAudioError(ValueError):
-    """A clip that cannot be classified as given (empty, NaN, too short, ...). The message names the clip and the fix."""
+    """A clip that cannot be classified as given (empty, NaN, too short, ...).
+
+    The message names the clip and the fix.
+    """
 
 
 def _clip_name(name: str | None) -> str:
@@ -34,12 +37,15 @@ def _clip_name(name: str | None) -> str:
 def _check_samples(array: np.ndarray, what: str) -> None:
     """Reject samples that no amount of normalisation makes usable: NaN/inf, or peaks that are not audio."""
     if array.size == 0:
-        raise GEmoClapAudioError(f"{what} is empty (0 samples); remove it from the input or check the file it came from.")
+        raise GEmoClapAudioError(
+            f"{what} is empty (0 samples); remove it from the input or check the file it came from."
+        )
     finite = np.isfinite(array)
     if not finite.all():
         bad = int(array.size - np.count_nonzero(finite))
         raise GEmoClapAudioError(
-            f"{what} contains {bad} NaN or infinite samples; repair or drop the clip (e.g. np.nan_to_num) before classifying."
+            f"{what} contains {bad} NaN or infinite samples; repair or drop the clip (e.g. np.nan_to_num) "
+            "before classifying."
         )
     peak = float(np.max(np.abs(array)))
     if peak > MAX_ABS_AMPLITUDE:
@@ -64,7 +70,8 @@ def to_mono_float32(waveform: Any, name: str | None = None) -> np.ndarray:
         raise GEmoClapAudioError(f"{what} is complex-valued; pass real-valued samples.")
     if array.ndim not in (1, 2):
         raise GEmoClapAudioError(
-            f"{what} has shape {array.shape}; pass a 1-D mono waveform or a 2-D (channels, time) / (time, channels) array."
+            f"{what} has shape {array.shape}; pass a 1-D mono waveform or a 2-D (channels, time) / "
+            "(time, channels) array."
         )
     if np.issubdtype(array.dtype, np.signedinteger):
         array = array.astype(np.float64) / float(-np.iinfo(array.dtype).min)
@@ -87,7 +94,8 @@ def _is_positive_number(value: Any) -> bool:
 def _check_rate(rate: Any, name: str | None) -> None:
     if not _is_positive_number(rate):
         raise GEmoClapAudioError(
-            f"{_clip_name(name)} has an invalid sampling rate {rate!r}; pass the clip's rate in Hz as a positive number "
+            f"{_clip_name(name)} has an invalid sampling rate {rate!r}; pass the clip's rate in Hz as a positive "
+            "number "
             "(e.g. sampling_rate=16000)."
         )
 
@@ -107,9 +115,7 @@ def resample(waveform: np.ndarray, orig_rate: int, target_rate: int, name: str |
     return librosa.resample(waveform, orig_sr=orig_rate, target_sr=target_rate, res_type="soxr_hq").astype(np.float32)
 
 
-def prepare_waveform(
-    waveform: Any, sampling_rate: int | None, target_rate: int, name: str | None = None
-) -> np.ndarray:
+def prepare_waveform(waveform: Any, sampling_rate: int | None, target_rate: int, name: str | None = None) -> np.ndarray:
     """Everything a raw clip needs before padding: numeric checks, mono float32, resampling."""
     mono = to_mono_float32(waveform, name)
     return resample(mono, sampling_rate if sampling_rate is not None else target_rate, target_rate, name)
@@ -162,7 +168,9 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
         if value is None:
             return
         if not _is_positive_number(value):
-            raise ValueError(f"`max_length_s` must be a positive number of seconds or None (whole clips), got {value!r}.")
+            raise ValueError(
+                f"`max_length_s` must be a positive number of seconds or None (whole clips), got {value!r}."
+            )
         if self.window_samples < self.min_length:
             raise ValueError(
                 f"`max_length_s`={value} gives windows of {self.window_samples} samples, fewer than `min_length` "

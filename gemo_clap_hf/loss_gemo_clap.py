@@ -113,7 +113,9 @@ def gemo_clap_loss(
 
     if loss_type == "sl":
         soft_positives = alpha_e * emotion_positives + (1.0 - alpha_e) * same_label_matrix(gender_labels)
-        loss = symmetric_kl(logits_per_audio, logits_per_text, target_distribution(soft_positives, target_normalization))
+        loss = symmetric_kl(
+            logits_per_audio, logits_per_text, target_distribution(soft_positives, target_normalization)
+        )
         return GEmoClapLossOutput(loss=loss)
 
     emotion_loss = symmetric_kl(
@@ -214,7 +216,9 @@ class GEmoClapLoss(nn.Module):
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"`loss_type` must be one of {LOSS_TYPES}, got {loss_type!r}.")
         if target_normalization not in TARGET_NORMALIZATIONS:
-            raise ValueError(f"`target_normalization` must be one of {TARGET_NORMALIZATIONS}, got {target_normalization!r}.")
+            raise ValueError(
+                f"`target_normalization` must be one of {TARGET_NORMALIZATIONS}, got {target_normalization!r}."
+            )
         self.loss_type, self.alpha_e, self.target_normalization = loss_type, float(alpha_e), target_normalization
         self.num_emotions, self.num_genders = num_emotions, num_genders
 

@@ -67,11 +67,16 @@ def _safetensors_only_message(name_or_path, subfolder: str | None, error: OSErro
     """Why loading stopped and the fix, when no safetensors weights were found (transformers' error says neither)."""
     folder = os.path.join(str(name_or_path), subfolder or "")
     pickles = [name for name in (WEIGHTS_NAME, WEIGHTS_INDEX_NAME) if os.path.isfile(os.path.join(folder, name))]
-    found = (f"{folder!r} holds only pickle weights ({', '.join(pickles)})" if pickles
-             else f"no safetensors weights were found for {str(name_or_path)!r} ({error})")
-    return (f"{found}. GEmo-CLAP loads weights from safetensors only, because unpickling a file can run arbitrary "
-            "code. If you trust the file's source, load it once with use_safetensors=False and re-save it with "
-            "save_pretrained (which writes model.safetensors); otherwise check the path or repository id.")
+    found = (
+        f"{folder!r} holds only pickle weights ({', '.join(pickles)})"
+        if pickles
+        else f"no safetensors weights were found for {str(name_or_path)!r} ({error})"
+    )
+    return (
+        f"{found}. GEmo-CLAP loads weights from safetensors only, because unpickling a file can run arbitrary "
+        "code. If you trust the file's source, load it once with use_safetensors=False and re-save it with "
+        "save_pretrained (which writes model.safetensors); otherwise check the path or repository id."
+    )
 
 
 class GEmoClapPreTrainedModel(PreTrainedModel):
@@ -99,8 +104,9 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
         except OSError as error:
             if not defaulted or "safetensors" not in str(error):
                 raise
-            raise OSError(_safetensors_only_message(pretrained_model_name_or_path, kwargs.get("subfolder"),
-                                                    error)) from error
+            raise OSError(
+                _safetensors_only_message(pretrained_model_name_or_path, kwargs.get("subfolder"), error)
+            ) from error
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # `output_loading_info=True` gives (model, info)
         model._load_prompt_tokenizer(pretrained_model_name_or_path, kwargs)
         return loaded
@@ -392,11 +398,14 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         if input_values.shape[-1] < receptive_field:
             raise ValueError(
                 f"`input_values` has {input_values.shape[-1]} samples, fewer than the audio encoder's receptive field "
-                f"({receptive_field}); pad clips with GEmoClapFeatureExtractor (it pads short clips) or pass longer audio."
+                f"({receptive_field}); pad clips with GEmoClapFeatureExtractor (it pads short clips) or pass longer "
+                "audio."
             )
         if clip_index is None:
             return self._embed_rows(input_values, audio_attention_mask, output_hidden_states, output_attentions)
-        return BaseModelOutputWithPooling(pooler_output=self._embed_windows(input_values, audio_attention_mask, clip_index))
+        return BaseModelOutputWithPooling(
+            pooler_output=self._embed_windows(input_values, audio_attention_mask, clip_index)
+        )
 
     def _embed_rows(self, input_values, audio_attention_mask, output_hidden_states=None, output_attentions=None):
         tower = self.audio_model(
@@ -491,11 +500,15 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         feature extractor, for clips split into windows) gives one audio embedding per clip. `return_dict=False`
         gives a tuple in the field order of `GEmoClapOutput`, without the None fields.
         """
-        audio_embeds = self.get_audio_features(input_values, audio_attention_mask, clip_index, return_dict=True).pooler_output
+        audio_embeds = self.get_audio_features(
+            input_values, audio_attention_mask, clip_index, return_dict=True
+        ).pooler_output
         if input_ids is None:
             text_embeds = self.label_embeddings("emotion")
         else:
-            text_embeds = self.get_text_features(input_ids, attention_mask, token_type_ids, return_dict=True).pooler_output
+            text_embeds = self.get_text_features(
+                input_ids, attention_mask, token_type_ids, return_dict=True
+            ).pooler_output
         scale_audio, scale_text = self.logit_scales
         logits_per_audio = scale_audio * audio_embeds @ text_embeds.t().to(audio_embeds.dtype)
         logits_per_text = scale_text * text_embeds.to(audio_embeds.dtype) @ audio_embeds.t()
@@ -508,8 +521,9 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             loss_fn = GEmoClapLoss.from_config(self.config)
             emotion_table = text_embeds if input_ids is None else self.label_embeddings("emotion")
             gender_table = self.label_embeddings("gender") if self.config.loss_type == "ml" else None
-            losses = loss_fn(audio_embeds, emotion_table, (scale_audio, scale_text), emotion_labels,
-                             gender_labels, gender_table)
+            losses = loss_fn(
+                audio_embeds, emotion_table, (scale_audio, scale_text), emotion_labels, gender_labels, gender_table
+            )
         return GEmoClapOutput(
             loss=None if losses is None else losses.loss,
             logits_per_audio=logits_per_audio,

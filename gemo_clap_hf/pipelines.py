@@ -27,7 +27,9 @@ logger = logging.get_logger(__name__)
 def decode_pipeline_input(inputs: Any, sampling_rate: int) -> Any:
     """Paths, bytes, arrays, tensors and `{"array"|"raw", "sampling_rate"}` dicts become mono float32 arrays at
     `sampling_rate`, checked by `prepare_waveform`; anything else is left for the stock pipeline to reject."""
-    if isinstance(inputs, (str, bytes)) and not (isinstance(inputs, str) and inputs.startswith(("http://", "https://"))):
+    if isinstance(inputs, (str, bytes)) and not (
+        isinstance(inputs, str) and inputs.startswith(("http://", "https://"))
+    ):
         from .data.audio import load_audio
 
         return load_audio(inputs, sampling_rate=sampling_rate)

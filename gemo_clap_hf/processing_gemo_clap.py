@@ -36,7 +36,9 @@ class GEmoClapProcessor(ProcessorMixin):
                 self.feature_extractor(audio, sampling_rate=sampling_rate, return_tensors=return_tensors, names=names)
             )
         if text is not None:
-            outputs.update(self.tokenizer(text, padding=kwargs.pop("padding", True), return_tensors=return_tensors, **kwargs))
+            outputs.update(
+                self.tokenizer(text, padding=kwargs.pop("padding", True), return_tensors=return_tensors, **kwargs)
+            )
         return BatchFeature(outputs, tensor_type=return_tensors)
 
     @property

@@ -79,15 +79,22 @@ def make_iemocap_tree(
             pairs += [(f"{dialog}_F100", "fru"), (f"{dialog}_M101", "xxx")]
         for number, (uid, code) in enumerate(pairs):
             female = uid.rsplit("_", 1)[1].startswith("F")
-            write_wav(wav_dir / f"{uid}.wav", seconds, 16000, _tone(IEMOCAP_CODE_TO_LABEL.get(code, ""), female),
-                      seed=session * 1000 + number)
+            write_wav(
+                wav_dir / f"{uid}.wav",
+                seconds,
+                16000,
+                _tone(IEMOCAP_CODE_TO_LABEL.get(code, ""), female),
+                seed=session * 1000 + number,
+            )
             start = 2.0 * number
             lines.append(f"[{start:.4f} - {start + seconds:.4f}]\t{uid}\t{code}\t[2.5000, 2.5000, 2.5000]")
             if extras:
                 lines += ["C-E2:\tNeutral;\t()", "A-E3:\tval 3; act 2; dom  2;\t()", ""]
         (label_dir / f"{dialog}.txt").write_text("\n".join(lines) + "\n")
         if extras:
-            (label_dir / f"._{dialog}.txt").write_bytes(b"\x00\x05\x16\x07 [0.0 - 1.0]\tSes09F_x_F999\tneu\t[1, 1, 1]\n")
+            (label_dir / f"._{dialog}.txt").write_bytes(
+                b"\x00\x05\x16\x07 [0.0 - 1.0]\tSes09F_x_F999\tneu\t[1, 1, 1]\n"
+            )
             (wav_dir / f"._{dialog}_F000.wav").write_bytes(b"\x00\x05\x16\x07Mac OS X        ")
     return release
 
@@ -111,9 +118,13 @@ def make_ravdess_tree(
 def ravdess_actor_speech_names(actor: int) -> list[str]:
     """The 60 speech file names one RAVDESS actor has: 8 emotions x 2 statements x 2 repetitions, at normal and
     strong intensity, except neutral, which has normal intensity only (4 + 7 x 8 = 60)."""
-    return [f"03-01-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.wav"
-            for emotion in range(1, 9) for intensity in ((1,) if emotion == 1 else (1, 2))
-            for statement in (1, 2) for repetition in (1, 2)]
+    return [
+        f"03-01-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.wav"
+        for emotion in range(1, 9)
+        for intensity in ((1,) if emotion == 1 else (1, 2))
+        for statement in (1, 2)
+        for repetition in (1, 2)
+    ]
 
 
 def make_full_ravdess_actors(root: Path, actors: Iterable[int], seconds: float = 0.05) -> Path:

@@ -40,8 +40,12 @@ def global_batch(size: int, seed: int = 0) -> dict[str, torch.Tensor]:
     emotions = emotions[torch.randperm(size, generator=generator)]
     genders = torch.randint(0, NUM_GENDERS, (size,), generator=generator)
     genders[:NUM_GENDERS] = torch.arange(NUM_GENDERS)
-    return {"input_values": audio, "audio_attention_mask": audio_mask, "emotion_labels": emotions,
-            "gender_labels": genders}
+    return {
+        "input_values": audio,
+        "audio_attention_mask": audio_mask,
+        "emotion_labels": emotions,
+        "gender_labels": genders,
+    }
 
 
 def rank_slice(batch: dict[str, torch.Tensor], sizes: list[int], rank: int) -> dict[str, torch.Tensor]:
@@ -53,8 +57,9 @@ def rank_slice(batch: dict[str, torch.Tensor], sizes: list[int], rank: int) -> d
 def build_model(towers: Path, loss_type: str) -> GEmoClapModel:
     """The same seeded model on every process, from the tower folders (dropout and SpecAugment are off in them)."""
     torch.manual_seed(0)
-    model = GEmoClapModel.from_audio_text_pretrained(str(towers / "audio"), str(towers / "text"), loss_type=loss_type,
-                                                     projection_dim=16)
+    model = GEmoClapModel.from_audio_text_pretrained(
+        str(towers / "audio"), str(towers / "text"), loss_type=loss_type, projection_dim=16
+    )
     assert model.has_prompts, f"{towers / 'text'} holds a tokenizer: the label prompts should be set"
     return model.train()
 
@@ -130,9 +135,25 @@ def launch(output: Path, towers: list[Path], num_processes: int = 2, **options) 
     script's flags (`loss_types=["ml"]`, `splits=["unequal"]`, ...). Note: `accelerate launch --cpu --num_processes 2`
     starts a single process unless mpirun is configured, hence `--multi_gpu` and `PartialState(cpu=True)`."""
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()), __file__, "--output", str(output), "--towers", *map(str, towers),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        __file__,
+        "--output",
+        str(output),
+        "--towers",
+        *map(str, towers),
     ]
     for name, value in options.items():
         command += [f"--{name}", *map(str, value if isinstance(value, (list, tuple)) else [value])]
@@ -145,8 +166,13 @@ def launch(output: Path, towers: list[Path], num_processes: int = 2, **options) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, required=True, help="JSON file that rank 0 writes the results to")
-    parser.add_argument("--towers", type=Path, nargs="+", required=True,
-                        help="folders written by save_random_towers (each holds audio/ and text/)")
+    parser.add_argument(
+        "--towers",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="folders written by save_random_towers (each holds audio/ and text/)",
+    )
     parser.add_argument("--loss_types", nargs="+", default=list(LOSS_TYPES), choices=LOSS_TYPES)
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     parser.add_argument("--per_process_batch", type=int, default=4, help="B: clips per process in the equal split")
@@ -171,8 +197,7 @@ def main() -> None:
         distributed = (loss_value, average_across_processes(grads))
         per_rank = [None] * state.num_processes
         dist.all_gather_object(per_rank, {**compare(reference, distributed), "parameters_agree": agree})
-        results.append({"towers": folder.name, "loss_type": loss, "split": split, "sizes": sizes,
-                        "per_rank": per_rank})
+        results.append({"towers": folder.name, "loss_type": loss, "split": split, "sizes": sizes, "per_rank": per_rank})
 
     if state.is_main_process:
         summary = {"world_size": state.num_processes, "backend": dist.get_backend(), "cases": results}

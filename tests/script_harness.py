@@ -51,8 +51,13 @@ def _add_pause_callback() -> None:
 
 def _record_hub_calls(hf_api: mock.MagicMock, path: Path) -> None:
     api = hf_api.return_value
-    calls = {name: [{"args": [str(a) for a in call.args], "kwargs": {k: str(v) for k, v in call.kwargs.items()}}
-                    for call in getattr(api, name).call_args_list] for name in ("create_repo", "upload_folder")}
+    calls = {
+        name: [
+            {"args": [str(a) for a in call.args], "kwargs": {k: str(v) for k, v in call.kwargs.items()}}
+            for call in getattr(api, name).call_args_list
+        ]
+        for name in ("create_repo", "upload_folder")
+    }
     path.write_text(json.dumps(calls))
 
 

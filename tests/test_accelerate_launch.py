@@ -34,12 +34,22 @@ def _free_port() -> int:
 needs_accelerate = pytest.mark.skipif(not os.path.exists(ACCELERATE), reason="the accelerate command is not installed")
 
 
-MULTI_PROCESS = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-                 "--dynamo_backend", "no"]
+MULTI_PROCESS = [
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+]
 
 
-def _launch(launcher_flags: list[str], tmp_path, per_device_batch: int, audio_overrides: dict | None = None,
-            **flags) -> tuple[Path, str]:
+def _launch(
+    launcher_flags: list[str], tmp_path, per_device_batch: int, audio_overrides: dict | None = None, **flags
+) -> tuple[Path, str]:
     """Train a few steps under `accelerate launch <launcher_flags>` (`flags` add or replace the script's flags);
     return the output folder and the whole log."""
     inputs = make_training_inputs(tmp_path / "data", audio_overrides=audio_overrides)
@@ -48,11 +58,22 @@ def _launch(launcher_flags: list[str], tmp_path, per_device_batch: int, audio_ov
         names = list(weights.keys())
     assert "pooler.dense.weight" in names, names
     output_dir = tmp_path / "out"
-    argv = quick_flags(inputs, output_dir, per_device_train_batch_size=str(per_device_batch),
-                       per_device_eval_batch_size=str(per_device_batch), **flags)
+    argv = quick_flags(
+        inputs,
+        output_dir,
+        per_device_train_batch_size=str(per_device_batch),
+        per_device_eval_batch_size=str(per_device_batch),
+        **flags,
+    )
     launcher = [ACCELERATE, "launch", *launcher_flags, "--main_process_port", str(_free_port())]
-    result = subprocess.run([*launcher, str(TRAIN_SCRIPT), *argv], cwd=REPO, capture_output=True, text=True,
-                            timeout=400, env=script_env(OMP_NUM_THREADS="1", ACCELERATE_DISABLE_RICH="1"))
+    result = subprocess.run(
+        [*launcher, str(TRAIN_SCRIPT), *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=script_env(OMP_NUM_THREADS="1", ACCELERATE_DISABLE_RICH="1"),
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     return output_dir, log
@@ -90,8 +111,14 @@ def test_two_process_training_with_gradient_checkpointing_completes_its_steps(tm
     `layerdrop=0.1`, which the script turns off with its `--layerdrop 0` default: a skipped layer is also a module
     without gradient)."""
     regularised = {"layerdrop": 0.1, "mask_time_prob": 0.05}
-    output_dir, log = _launch(MULTI_PROCESS, tmp_path, per_device_batch=2, audio_overrides=regularised,
-                              max_steps="3", gradient_checkpointing=True)
+    output_dir, log = _launch(
+        MULTI_PROCESS,
+        tmp_path,
+        per_device_batch=2,
+        audio_overrides=regularised,
+        max_steps="3",
+        gradient_checkpointing=True,
+    )
     assert "Process rank 0 of 2" in log and "Process rank 1 of 2" in log
     assert "Expected to have finished reduction" not in log
     assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == 3

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from tiny_models import random_clip, tiny_config, tiny_processor
 
 from gemo_clap_hf import GEmoClapAudioError, GEmoClapFeatureExtractor, GEmoClapModel
-from tiny_models import random_clip, tiny_config, tiny_processor
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from corpus_fixtures import write_wav
+from tiny_models import random_clip, tiny_config, tiny_processor
 from transformers import TrainingArguments
 from transformers.utils import logging as hf_logging
 
-from corpus_fixtures import write_wav
 from gemo_clap_hf import GEmoClapDataCollator, GEmoClapFeatureExtractor, GEmoClapModel, GEmoClapTrainer
 from gemo_clap_hf.data.batching import EpochCallback, EpochSeededLengthGroupedSampler, length_grouped_sampler
-from tiny_models import random_clip, tiny_config, tiny_processor
 
 RATE = 16000
 EMOTIONS = ("neutral", "happy", "sad", "angry")
@@ -67,8 +67,9 @@ def test_collator_gives_padded_audio_and_long_label_ids_without_prompts(varied, 
 def test_collator_takes_label_ids_as_well_as_names_and_unlabelled_rows(processor):
     config = tiny_config(loss_type="sl")
     named = [{"audio": random_clip(0.5), "emotion": "sad", "gender": "male"}]
-    numbered = [{"audio": {"array": random_clip(0.5), "sampling_rate": RATE}, "emotion": np.int64(2),
-                 "gender": torch.tensor(1)}]
+    numbered = [
+        {"audio": {"array": random_clip(0.5), "sampling_rate": RATE}, "emotion": np.int64(2), "gender": torch.tensor(1)}
+    ]
     collator = GEmoClapDataCollator(processor, config)
     assert collator(named)["emotion_labels"].tolist() == collator(numbered)["emotion_labels"].tolist() == [2]
     assert collator(numbered)["gender_labels"].tolist() == [1]
@@ -76,18 +77,26 @@ def test_collator_takes_label_ids_as_well_as_names_and_unlabelled_rows(processor
     assert set(unlabelled) == {"input_values", "audio_attention_mask"}
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"id": "u7", "emotion": "surprised", "gender": "male"},
-     r"row 1 \(id 'u7'\): the model's emotion labels are \['neutral', 'happy', 'sad', 'angry'\] and emotion "
-     r"'surprised' is not one of them\. Map .* `label_map`"),
-    ({"id": "u7", "emotion": 4, "gender": "male"}, r"row 1 \(id 'u7'\): .* emotion id 4 is out of range 0\.\.3"),
-    ({"id": "u7", "emotion": -1, "gender": "male"}, r"emotion id -1 is out of range 0\.\.3"),
-    ({"id": "u7", "emotion": True, "gender": "male"}, r"emotion True is not one of them"),
-    ({"id": "u7", "emotion": "sad", "gender": "f"}, r"row 1 \(id 'u7'\): the model's gender labels are \['female', "
-                                                     r"'male'\] and gender 'f' is not one of them.*gender_labels="),
-    ({"id": "u7", "emotion": "sad"}, r"loss_type='sl' needs a `gender` for every row; row 1 \(id 'u7'\) has none"),
-    ({"id": "u7", "gender": "male"}, r"row 1 \(id 'u7'\) has no `emotion` while other rows"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (
+            {"id": "u7", "emotion": "surprised", "gender": "male"},
+            r"row 1 \(id 'u7'\): the model's emotion labels are \['neutral', 'happy', 'sad', 'angry'\] and emotion "
+            r"'surprised' is not one of them\. Map .* `label_map`",
+        ),
+        ({"id": "u7", "emotion": 4, "gender": "male"}, r"row 1 \(id 'u7'\): .* emotion id 4 is out of range 0\.\.3"),
+        ({"id": "u7", "emotion": -1, "gender": "male"}, r"emotion id -1 is out of range 0\.\.3"),
+        ({"id": "u7", "emotion": True, "gender": "male"}, r"emotion True is not one of them"),
+        (
+            {"id": "u7", "emotion": "sad", "gender": "f"},
+            r"row 1 \(id 'u7'\): the model's gender labels are \['female', "
+            r"'male'\] and gender 'f' is not one of them.*gender_labels=",
+        ),
+        ({"id": "u7", "emotion": "sad"}, r"loss_type='sl' needs a `gender` for every row; row 1 \(id 'u7'\) has none"),
+        ({"id": "u7", "gender": "male"}, r"row 1 \(id 'u7'\) has no `emotion` while other rows"),
+    ],
+)
 def test_collator_rejects_bad_labels_naming_the_row_and_the_fix(processor, row, message):
     collator = GEmoClapDataCollator(processor, tiny_config(loss_type="sl"))
     good = {"id": "u6", "audio": random_clip(0.5), "emotion": "sad", "gender": "male"}
@@ -186,15 +195,30 @@ def test_length_grouping_without_a_length_column_names_the_column(varied, tmp_pa
 
 
 def _trainer(varied, processor, tmp_path, **arguments):
-    settings = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, per_device_eval_batch_size=5,
-                    report_to=[], save_strategy="no", use_cpu=True, seed=3, train_sampling_strategy="group_by_length",
-                    length_column_name="length", disable_tqdm=True)
+    settings = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=5,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        seed=3,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        disable_tqdm=True,
+    )
     args = TrainingArguments(**{**settings, **arguments})
     torch.manual_seed(0)
     model = GEmoClapModel(tiny_config(loss_type="sl"))
     collator = GEmoClapDataCollator(processor, max_duration_s=0.5, seed=3)
-    trainer = GEmoClapTrainer(model=model, args=args, train_dataset=varied, eval_dataset=varied,
-                              data_collator=collator, processing_class=processor)
+    trainer = GEmoClapTrainer(
+        model=model,
+        args=args,
+        train_dataset=varied,
+        eval_dataset=varied,
+        data_collator=collator,
+        processing_class=processor,
+    )
     return trainer, args
 
 
@@ -256,14 +280,19 @@ def test_persistent_dataloader_workers_crop_with_the_current_epoch(processor):
 
     from torch.utils.data import DataLoader
 
-    rows = [{"audio": np.random.default_rng(0).standard_normal(48000).astype(np.float32), "id": "a",
-             "emotion": "sad", "gender": "male"}]
+    rows = [
+        {
+            "audio": np.random.default_rng(0).standard_normal(48000).astype(np.float32),
+            "id": "a",
+            "emotion": "sad",
+            "gender": "male",
+        }
+    ]
     crops = {}
     for workers, persistent in ((0, False), (1, True)):
         collator = GEmoClapDataCollator(processor, tiny_config(), max_duration_s=0.5, seed=1)
         callback = EpochCallback(collator)
-        loader = DataLoader(rows, batch_size=1, collate_fn=collator, num_workers=workers,
-                            persistent_workers=persistent)
+        loader = DataLoader(rows, batch_size=1, collate_fn=collator, num_workers=workers, persistent_workers=persistent)
         crops[workers] = []
         for epoch in range(3):
             callback.on_epoch_begin(None, SimpleNamespace(epoch=float(epoch)), None)

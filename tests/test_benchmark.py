@@ -46,9 +46,18 @@ def quick_results() -> dict:
 
 
 def test_every_figure_is_reported_with_its_repeats(quick_results):
-    figures = ("inference_overhead", "inference_overhead_varied_lengths", "train_step_overhead",
-               "train_step_overhead_small_batch", "train_step_overhead_varied_lengths", "padding_efficiency",
-               "text_tower_sequences_per_step", "peak_memory", "host_syncs_per_step", "end_to_end")
+    figures = (
+        "inference_overhead",
+        "inference_overhead_varied_lengths",
+        "train_step_overhead",
+        "train_step_overhead_small_batch",
+        "train_step_overhead_varied_lengths",
+        "padding_efficiency",
+        "text_tower_sequences_per_step",
+        "peak_memory",
+        "host_syncs_per_step",
+        "end_to_end",
+    )
     for figure in figures:
         assert figure in quick_results, figure
         assert quick_results[figure]["repeats"] >= 1
@@ -60,8 +69,13 @@ def test_every_figure_is_reported_with_its_repeats(quick_results):
 
 
 def test_ratios_and_memory_are_positive_numbers(quick_results):
-    for figure in ("inference_overhead", "inference_overhead_varied_lengths", "train_step_overhead",
-                   "train_step_overhead_small_batch", "train_step_overhead_varied_lengths"):
+    for figure in (
+        "inference_overhead",
+        "inference_overhead_varied_lengths",
+        "train_step_overhead",
+        "train_step_overhead_small_batch",
+        "train_step_overhead_varied_lengths",
+    ):
         assert quick_results[figure]["ratio"] > 0
         assert isinstance(quick_results[figure]["met"], bool)
     for figure in ("train_step_overhead", "train_step_overhead_small_batch"):
@@ -113,7 +127,7 @@ def test_padding_efficiency_counts_padded_samples():
     assert padding_efficiency(lengths, [0, 2, 1, 3], batch_size=2) == pytest.approx(1.0)
     assert padding_efficiency(lengths, [0, 2, 1], batch_size=2) == pytest.approx(25 / 25)
     durations = iemocap_like_lengths() / 16000
-    assert len(durations) == 5531 and 0.6 <= durations.min() and durations.max() <= 30
+    assert len(durations) == 5531 and durations.min() >= 0.6 and durations.max() <= 30
     assert np.median(durations) == pytest.approx(3.5, rel=0.05)
 
 
@@ -141,8 +155,12 @@ def test_arguments_select_size_figures_and_refuse_cpu_bf16(capsys):
 
 
 def test_classifier_inputs_rename_the_collator_batch_and_cpu_runs_sample_no_gpu():
-    batch = {"input_values": torch.ones(2, 5), "audio_attention_mask": torch.ones(2, 5, dtype=torch.long),
-             "emotion_labels": torch.tensor([1, 3]), "gender_labels": torch.tensor([0, 1])}
+    batch = {
+        "input_values": torch.ones(2, 5),
+        "audio_attention_mask": torch.ones(2, 5, dtype=torch.long),
+        "emotion_labels": torch.tensor([1, 3]),
+        "gender_labels": torch.tensor([0, 1]),
+    }
     renamed = ClassifierInputs(lambda rows: batch)([{}, {}])
     assert set(renamed) == {"input_values", "attention_mask", "labels"}
     assert renamed["labels"].tolist() == [1, 3] and renamed["attention_mask"] is batch["audio_attention_mask"]

@@ -61,7 +61,11 @@ def test_predict_json_parses_with_the_expected_keys(capsys, tiny_checkpoint, wav
     assert set(result) == {"file", "emotions"}
     assert result["file"] == str(wav_files[0])
     assert [e["label"] for e in result["emotions"]] and {e["label"] for e in result["emotions"]} == {
-        "neutral", "happy", "sad", "angry"}
+        "neutral",
+        "happy",
+        "sad",
+        "angry",
+    }
     scores = [e["score"] for e in result["emotions"]]
     assert scores == sorted(scores, reverse=True) and sum(scores) == pytest.approx(1.0, abs=1e-3)
 
@@ -95,8 +99,7 @@ def test_predict_names_a_missing_or_wrong_model_folder(capsys, wav_files, tmp_pa
 
 
 def test_synth_corpus_writes_the_iemocap_layout(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "synth-corpus", tmp_path, "--utterances-per-speaker", "4", "--seed", "3",
-                           "--quiet")
+    code, out, _ = run_cli(capsys, "synth-corpus", tmp_path, "--utterances-per-speaker", "4", "--seed", "3", "--quiet")
     assert code == 0 and "40 utterances" in out
     release = tmp_path / "IEMOCAP_full_release"
     for session in range(1, 6):
@@ -112,7 +115,8 @@ def test_synth_corpus_writes_the_iemocap_layout(capsys, tmp_path):
 
 
 def test_help_lists_every_sub_command():
-    result = subprocess.run([sys.executable, "-m", "gemo_clap_hf.apps.cli", "--help"], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "gemo_clap_hf.apps.cli", "--help"], capture_output=True, text=True, check=True
+    )
     for command in ("synth-corpus", "predict", "export-onnx", "demo", "bench"):
         assert command in result.stdout

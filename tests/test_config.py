@@ -1,10 +1,10 @@
 """GEmoClapConfig: sub-configs survive every serialisation path; invalid values fail with clear errors."""
 
 import pytest
+from tiny_models import tiny_audio_config, tiny_config, tiny_text_config
 from transformers import AutoConfig, BertConfig, HubertConfig, RobertaConfig, WavLMConfig
 
 from gemo_clap_hf import GEmoClapConfig
-from tiny_models import tiny_audio_config, tiny_config, tiny_text_config
 
 
 def test_defaults_are_wavlm_base_plus_and_roberta_base():
@@ -19,9 +19,14 @@ def test_defaults_are_wavlm_base_plus_and_roberta_base():
 
 def test_sub_configs_survive_dict_and_disk_round_trips(tmp_path):
     config = GEmoClapConfig(
-        audio_config=tiny_audio_config("hubert"), text_config=tiny_text_config("bert").to_dict(),
-        projection_dim=24, loss_type="ml", alpha_e=0.7, emotion_labels=["calm", "joy", "anger"],
-        prompt_template="a {} voice", target_normalization="softmax",
+        audio_config=tiny_audio_config("hubert"),
+        text_config=tiny_text_config("bert").to_dict(),
+        projection_dim=24,
+        loss_type="ml",
+        alpha_e=0.7,
+        emotion_labels=["calm", "joy", "anger"],
+        prompt_template="a {} voice",
+        target_normalization="softmax",
     )
     for restored in (GEmoClapConfig.from_dict(config.to_dict()), _saved_and_loaded(config, tmp_path)):
         assert isinstance(restored.audio_config, HubertConfig) and restored.audio_config.hidden_size == 32

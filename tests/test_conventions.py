@@ -9,11 +9,11 @@ import math
 
 import pytest
 import torch
+from tiny_models import random_clip, tiny_config, tiny_processor
 from transformers import AutoModelForAudioClassification, AutoProcessor
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from gemo_clap_hf import GEmoClapConfig, GEmoClapForAudioClassification, GEmoClapModel
-from tiny_models import random_clip, tiny_config, tiny_processor
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +172,11 @@ def test_classifier_exports_with_dynamic_batch_and_time(tiny_checkpoint, process
         classifier, (), inputs, dynamic_shapes={name: {0: batch, 1: time} for name in inputs}
     )
     assert classifier.gemo_clap._label_cache == {}  # tracing left no fake tensors in the cache
-    other = processor(audio=[random_clip(0.7, seed=3), random_clip(0.3, seed=4), random_clip(2.0, seed=5)],
-                      sampling_rate=16000, return_tensors="pt")
+    other = processor(
+        audio=[random_clip(0.7, seed=3), random_clip(0.3, seed=4), random_clip(2.0, seed=5)],
+        sampling_rate=16000,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         expected = classifier(**other).logits
     got = exported.module()(input_values=other["input_values"], audio_attention_mask=other["audio_attention_mask"])
@@ -186,7 +189,8 @@ def test_classifier_exports_with_dynamic_batch_and_time(tiny_checkpoint, process
 def test_label_cache_never_goes_stale(tiny_checkpoint, audio):
     classifier = GEmoClapForAudioClassification.from_pretrained(tiny_checkpoint).eval()
     text_params = list(classifier.gemo_clap.text_model.parameters()) + list(
-        classifier.gemo_clap.text_projection.parameters())
+        classifier.gemo_clap.text_projection.parameters()
+    )
 
     with torch.no_grad():
         before = classifier(**audio).logits
@@ -214,8 +218,9 @@ def test_label_cache_never_goes_stale(tiny_checkpoint, audio):
         torch.testing.assert_close(classifier(**audio).logits, before)
     classifier.to(torch.float64)
     with torch.no_grad():
-        as_double = classifier(input_values=audio["input_values"].double(),
-                               audio_attention_mask=audio["audio_attention_mask"]).logits
+        as_double = classifier(
+            input_values=audio["input_values"].double(), audio_attention_mask=audio["audio_attention_mask"]
+        ).logits
     assert as_double.dtype == torch.float64
     torch.testing.assert_close(as_double.float(), before, atol=1e-4, rtol=1e-4)
 

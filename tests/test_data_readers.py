@@ -51,8 +51,15 @@ def test_iemocap_rows_labels_genders_folds(iemocap, caplog):
     dataset = load_corpus("iemocap", iemocap)
     assert dataset.column_names == COLUMNS
     assert {name: feature.dtype for name, feature in dataset.features.items()} == {
-        "id": "string", "audio": "string", "emotion": "string", "gender": "string", "speaker": "string",
-        "fold": "string", "duration": "float64", "length": "int64"}
+        "id": "string",
+        "audio": "string",
+        "emotion": "string",
+        "gender": "string",
+        "speaker": "string",
+        "fold": "string",
+        "duration": "float64",
+        "length": "int64",
+    }
     rows = _rows(dataset)
     expected_ids = [uid for session in (1, 2) for uid, _ in iemocap_utterance_ids(session, 4)]
     assert dataset["id"] == expected_ids  # 2 sessions x 2 speakers x 4; fru, xxx and `._` debris left out
@@ -82,8 +89,9 @@ def test_iemocap_accepts_the_parent_folder_and_the_synthetic_alias(iemocap):
 
 def test_iemocap_label_map_by_name_or_code_and_labels_filter(iemocap, caplog):
     caplog.set_level(logging.INFO)
-    dataset = load_corpus("iemocap", iemocap, label_map={"neutral": "neutral", "fru": "frustrated", "ang": "angry",
-                                                         "excited": None})
+    dataset = load_corpus(
+        "iemocap", iemocap, label_map={"neutral": "neutral", "fru": "frustrated", "ang": "angry", "excited": None}
+    )
     assert sorted(set(dataset["emotion"])) == ["angry", "frustrated", "neutral"]
     assert dataset["emotion"].count("frustrated") == 2 and len(dataset) == 10
     assert "excited [exc] 4" in _log(caplog)
@@ -113,8 +121,10 @@ def test_ravdess_calm_merges_into_neutral_and_48k_is_logged_once(tmp_path, caplo
         assert rows["03-01-02-01-01-01-01"]["emotion"] == "neutral"  # calm
         assert rows["03-01-05-01-01-01-02"]["emotion"] == "angry"
         assert (rows["03-01-01-01-01-01-01"]["gender"], rows["03-01-01-01-01-01-01"]["speaker"]) == ("male", "Actor_01")
-        assert (rows["03-01-01-01-01-01-02"]["gender"], rows["03-01-01-01-01-01-02"]["speaker"]) == ("female",
-                                                                                                    "Actor_02")
+        assert (rows["03-01-01-01-01-01-02"]["gender"], rows["03-01-01-01-01-01-02"]["speaker"]) == (
+            "female",
+            "Actor_02",
+        )
         assert set(dataset["fold"]) == {""}
         assert set(dataset["length"]) == {4800} and dataset["duration"][0] == pytest.approx(0.3)
     log = _log(caplog)
@@ -175,14 +185,55 @@ def test_crema_d_actor_missing_from_demographics(tmp_path):
 def test_msp_podcast_consensus_labels_splits_and_unknown_gender(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     rows = [
-        {"FileName": "MSP-PODCAST_0001_0001.wav", "EmoClass": "A", "SpkrID": "12", "Gender": "Female", "Split_Set": "Train"},
-        {"FileName": "MSP-PODCAST_0001_0002.wav", "EmoClass": "N", "SpkrID": "12", "Gender": "Female", "Split_Set": "Train"},
-        {"FileName": "MSP-PODCAST_0002_0001.wav", "EmoClass": "H", "SpkrID": "40", "Gender": "Male", "Split_Set": "Development"},
-        {"FileName": "MSP-PODCAST_0003_0001.wav", "EmoClass": "S", "SpkrID": "77", "Gender": "Male", "Split_Set": "Test1"},
-        {"FileName": "MSP-PODCAST_0003_0002.wav", "EmoClass": "X", "SpkrID": "77", "Gender": "Male", "Split_Set": "Test1"},
-        {"FileName": "MSP-PODCAST_0003_0003.wav", "EmoClass": "O", "SpkrID": "77", "Gender": "Male", "Split_Set": "Test1"},
-        {"FileName": "MSP-PODCAST_0004_0001.wav", "EmoClass": "A", "SpkrID": "Unknown", "Gender": "Unknown",
-         "Split_Set": "Train"},
+        {
+            "FileName": "MSP-PODCAST_0001_0001.wav",
+            "EmoClass": "A",
+            "SpkrID": "12",
+            "Gender": "Female",
+            "Split_Set": "Train",
+        },
+        {
+            "FileName": "MSP-PODCAST_0001_0002.wav",
+            "EmoClass": "N",
+            "SpkrID": "12",
+            "Gender": "Female",
+            "Split_Set": "Train",
+        },
+        {
+            "FileName": "MSP-PODCAST_0002_0001.wav",
+            "EmoClass": "H",
+            "SpkrID": "40",
+            "Gender": "Male",
+            "Split_Set": "Development",
+        },
+        {
+            "FileName": "MSP-PODCAST_0003_0001.wav",
+            "EmoClass": "S",
+            "SpkrID": "77",
+            "Gender": "Male",
+            "Split_Set": "Test1",
+        },
+        {
+            "FileName": "MSP-PODCAST_0003_0002.wav",
+            "EmoClass": "X",
+            "SpkrID": "77",
+            "Gender": "Male",
+            "Split_Set": "Test1",
+        },
+        {
+            "FileName": "MSP-PODCAST_0003_0003.wav",
+            "EmoClass": "O",
+            "SpkrID": "77",
+            "Gender": "Male",
+            "Split_Set": "Test1",
+        },
+        {
+            "FileName": "MSP-PODCAST_0004_0001.wav",
+            "EmoClass": "A",
+            "SpkrID": "Unknown",
+            "Gender": "Unknown",
+            "Split_Set": "Train",
+        },
     ]
     dataset = load_corpus("msp_podcast", make_msp_podcast_tree(tmp_path, rows))
     assert dataset.to_dict()["emotion"] == ["angry", "neutral", "happy", "sad"]
@@ -227,8 +278,7 @@ def test_manifest_csv_and_jsonl(tmp_path, name):
     manifest = make_manifest(tmp_path / "data" / name, MANIFEST_ROWS)
     absolute = tmp_path / "elsewhere" / "d.wav"
     write_wav(absolute, 0.25)
-    rows = MANIFEST_ROWS + [{"path": str(absolute), "emotion": "SAD", "gender": "m", "speaker": "s3",
-                             "split": "test"}]
+    rows = MANIFEST_ROWS + [{"path": str(absolute), "emotion": "SAD", "gender": "m", "speaker": "s3", "split": "test"}]
     make_manifest(manifest, rows, write_audio=False)
     for data_dir in (manifest, manifest.parent):
         dataset = load_corpus("manifest", data_dir)
@@ -245,9 +295,11 @@ def test_manifest_csv_and_jsonl(tmp_path, name):
 
 @pytest.mark.parametrize("name", ["manifest.csv", "manifest.jsonl"])
 def test_manifest_fold_column_is_the_fold_and_split_fills_its_blanks(tmp_path, name):
-    rows = [{"path": "a.wav", "emotion": "sad", "gender": "f", "speaker": "s1", "fold": 1, "split": "train"},
-            {"path": "b.wav", "emotion": "sad", "gender": "m", "speaker": "s2", "fold": 2, "split": "train"},
-            {"path": "c.wav", "emotion": "sad", "gender": "m", "speaker": "s3", "fold": "", "split": "test"}]
+    rows = [
+        {"path": "a.wav", "emotion": "sad", "gender": "f", "speaker": "s1", "fold": 1, "split": "train"},
+        {"path": "b.wav", "emotion": "sad", "gender": "m", "speaker": "s2", "fold": 2, "split": "train"},
+        {"path": "c.wav", "emotion": "sad", "gender": "m", "speaker": "s3", "fold": "", "split": "test"},
+    ]
     dataset = load_corpus("manifest", make_manifest(tmp_path / name, rows))
     assert dataset["fold"] == ["1", "2", "test"]
     train, test = split_by_fold(dataset, 2)
@@ -255,9 +307,11 @@ def test_manifest_fold_column_is_the_fold_and_split_fills_its_blanks(tmp_path, n
 
 
 def test_manifest_unknown_speakers_are_empty(tmp_path):
-    rows = [{"path": "a.wav", "emotion": "sad", "gender": "f", "speaker": "Unknown"},
-            {"path": "b.wav", "emotion": "sad", "gender": "m", "speaker": ""},
-            {"path": "c.wav", "emotion": "sad", "gender": "m", "speaker": " s7 "}]
+    rows = [
+        {"path": "a.wav", "emotion": "sad", "gender": "f", "speaker": "Unknown"},
+        {"path": "b.wav", "emotion": "sad", "gender": "m", "speaker": ""},
+        {"path": "c.wav", "emotion": "sad", "gender": "m", "speaker": " s7 "},
+    ]
     assert load_corpus("manifest", make_manifest(tmp_path / "m.jsonl", rows))["speaker"] == ["", "", "s7"]
 
 
@@ -282,8 +336,10 @@ def test_manifest_unknown_gender_and_duplicate_ids(tmp_path):
     manifest = make_manifest(tmp_path / "m.jsonl", [{"path": "a.wav", "emotion": "sad", "gender": "x"}])
     with pytest.raises(ValueError, match=r"unknown gender \(row 1: 'x'\).*'female' or 'male'"):
         load_corpus("manifest", manifest)
-    rows = [{"id": "u1", "path": "a.wav", "emotion": "sad", "gender": "f"},
-            {"id": "u1", "path": "b.wav", "emotion": "sad", "gender": "f"}]
+    rows = [
+        {"id": "u1", "path": "a.wav", "emotion": "sad", "gender": "f"},
+        {"id": "u1", "path": "b.wav", "emotion": "sad", "gender": "f"},
+    ]
     with pytest.raises(ValueError, match=r"1 utterance ids occur more than once, e\.g\. 'u1' \(.*a\.wav, .*b\.wav\)"):
         load_corpus("manifest", make_manifest(tmp_path / "d.csv", rows))
 

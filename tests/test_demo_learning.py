@@ -14,22 +14,30 @@ from pathlib import Path
 
 import pytest
 
+from gemo_clap_hf.apps.demo import TEST_SESSION, DemoSettings, model_arguments, run_demo, training_arguments
 from gemo_clap_hf.data import load_corpus
 from gemo_clap_hf.data.synthetic import generate_corpus
-from gemo_clap_hf.apps.demo import DemoSettings, TEST_SESSION, model_arguments, run_demo, training_arguments
 
 # The demo's small towers on a third of its corpus, 1 s crops: held-out UAR about 0.75 in under a minute on
 # 2 CPU cores (tiny towers or fewer clips stay at chance within such a budget).
-LEARNING = DemoSettings(utterances_per_speaker=40, tower_size="small", projection_dim=16, learning_rate=1e-3,
-                        num_train_epochs=8, batch_size=16, max_duration_s=1.0)
+LEARNING = DemoSettings(
+    utterances_per_speaker=40,
+    tower_size="small",
+    projection_dim=16,
+    learning_rate=1e-3,
+    num_train_epochs=8,
+    batch_size=16,
+    max_duration_s=1.0,
+)
 # Chance UAR is 0.25; a model that learned nothing (shuffled labels) stays below this, a working one clears it.
 UAR_MARGIN = 0.45
 
 
 @pytest.fixture(scope="module")
 def corpus_rows(tmp_path_factory) -> list[dict]:
-    folder = generate_corpus(tmp_path_factory.mktemp("synthetic"), utterances_per_speaker=LEARNING.utterances_per_speaker,
-                             progress=False)
+    folder = generate_corpus(
+        tmp_path_factory.mktemp("synthetic"), utterances_per_speaker=LEARNING.utterances_per_speaker, progress=False
+    )
     return [dict(row) for row in load_corpus("synthetic", folder)]
 
 
@@ -46,8 +54,15 @@ def write_manifest(path: Path, rows: list[dict], shuffle_training_labels: bool) 
         writer = csv.DictWriter(handle, fieldnames=["path", "emotion", "gender", "speaker", "fold"])
         writer.writeheader()
         for row, emotion in zip(rows, emotions):
-            writer.writerow({"path": row["audio"], "emotion": emotion, "gender": row["gender"],
-                             "speaker": row["speaker"], "fold": row["fold"]})
+            writer.writerow(
+                {
+                    "path": row["audio"],
+                    "emotion": emotion,
+                    "gender": row["gender"],
+                    "speaker": row["speaker"],
+                    "fold": row["fold"],
+                }
+            )
     return path
 
 
@@ -56,8 +71,9 @@ def held_out_uar(tmp_path: Path, rows: list[dict], shuffle_training_labels: bool
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     manifest = write_manifest(tmp_path / "manifest.csv", rows, shuffle_training_labels)
-    data_args = DataArguments(dataset="manifest", data_dir=str(manifest), test_fold=TEST_SESSION,
-                              max_duration_s=LEARNING.max_duration_s)
+    data_args = DataArguments(
+        dataset="manifest", data_dir=str(manifest), test_fold=TEST_SESSION, max_duration_s=LEARNING.max_duration_s
+    )
     training_args = training_arguments(LEARNING, tmp_path / "model", seed=0)
     training_args.disable_tqdm = True
     results = run_training(model_arguments(LEARNING, tmp_path / "towers", seed=0), data_args, training_args)
@@ -76,8 +92,17 @@ def test_fast_demo_runs_end_to_end_and_saves_a_pipeline_ready_model(tmp_path, ca
 
     result = run_demo(tmp_path / "demo", seed=0, fast=True)
     report = capsys.readouterr().out
-    for section in ("Per-class recall", "UAR", "WAR", "UAR per gender", 'pipeline("audio-classification")',
-                    "Model folder:", "Confusion matrix:", "Load it:", "gemo-clap predict --model"):
+    for section in (
+        "Per-class recall",
+        "UAR",
+        "WAR",
+        "UAR per gender",
+        'pipeline("audio-classification")',
+        "Model folder:",
+        "Confusion matrix:",
+        "Load it:",
+        "gemo-clap predict --model",
+    ):
         assert section in report, section
     for label in result.labels:
         assert f"  {label} " in report

@@ -17,8 +17,15 @@ def test_readme_has_a_short_errors_section_linking_to_the_long_one():
     section = _section((REPO / "README.md").read_text(), "## Errors and limits")
     assert "(docs/errors_and_limits.md)" in section and LONG_DOC.is_file()
     assert len(section.split()) < 350
-    for topic in ("GEmoClapAudioError", "speaker leakage", "--overwrite_output_dir", "complete* checkpoint",
-                  "use_safetensors=False", "HF_TOKEN", "max_length_s"):
+    for topic in (
+        "GEmoClapAudioError",
+        "speaker leakage",
+        "--overwrite_output_dir",
+        "complete* checkpoint",
+        "use_safetensors=False",
+        "HF_TOKEN",
+        "max_length_s",
+    ):
         assert topic in section, topic
 
 
@@ -29,8 +36,12 @@ def _pieces(message: str) -> list[str]:
 
 def test_every_message_in_the_audio_error_table_is_raised_by_the_code():
     table = _section(LONG_DOC.read_text(), "### Audio errors")
-    quoted = [message for row in table.splitlines() if row.startswith("| `")
-              for message in re.findall(r"`([^`]+)`", row.split("|")[1])]
+    quoted = [
+        message
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for message in re.findall(r"`([^`]+)`", row.split("|")[1])
+    ]
     assert len(quoted) >= 10
     for message in quoted:
         for piece in _pieces(message):

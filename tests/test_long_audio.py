@@ -8,13 +8,13 @@ The other tests use a 12.5 s clip (three windows) to keep the suite fast.
 import numpy as np
 import pytest
 import torch
+from tiny_models import random_clip
 from torch.nn import functional as F
 from transformers import AutoModelForAudioClassification, pipeline
 
 import gemo_clap_hf  # noqa: F401  (registers the model and the pipelines)
 from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapModel
 from gemo_clap_hf.feature_extraction_gemo_clap import DEFAULT_MAX_LENGTH_S
-from tiny_models import random_clip
 
 WINDOW_S = 5.0
 RATE = 16000
@@ -134,7 +134,9 @@ def test_dual_encoder_and_classifier_give_one_row_per_clip(tiny_checkpoint, mode
 def test_wrong_clip_index_is_rejected(model, windowed, medium_clip):
     inputs = windowed(medium_clip, sampling_rate=RATE, return_tensors="pt")
     with pytest.raises(ValueError, match="clip_index"):
-        model.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"], torch.zeros(2, dtype=torch.long))
+        model.get_audio_features(
+            inputs["input_values"], inputs["audio_attention_mask"], torch.zeros(2, dtype=torch.long)
+        )
     with pytest.raises(ValueError, match="cover 0..C-1"):
         model.get_audio_features(**{**inputs, "clip_index": inputs["clip_index"] + 1})
 

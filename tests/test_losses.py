@@ -33,7 +33,7 @@ def loop_kl(target, logits):
     total = 0.0
     for t_row, l_row in zip(target, logits):
         log_norm = math.log(sum(math.exp(value) for value in l_row))
-        total += sum(t * (math.log(t) - (l - log_norm)) for t, l in zip(t_row, l_row) if t > 0)
+        total += sum(t * (math.log(t) - (logit - log_norm)) for t, logit in zip(t_row, l_row) if t > 0)
     return total / len(target)
 
 
@@ -78,8 +78,16 @@ def test_loss_matches_loop_reference(batch, loss_type, normalization, alpha):
     audio, text, gender_text = normalised(n, 8, 1), normalised(n, 8, 2), normalised(n, 8, 3)
     scale_a, scale_t = torch.tensor(14.0, dtype=torch.float64), torch.tensor(9.5, dtype=torch.float64)
     result = gemo_clap_loss(
-        audio, text, torch.tensor(emotions), scale_a, scale_t, loss_type=loss_type, alpha_e=alpha,
-        gender_labels=torch.tensor(genders), gender_text_embeds=gender_text, target_normalization=normalization,
+        audio,
+        text,
+        torch.tensor(emotions),
+        scale_a,
+        scale_t,
+        loss_type=loss_type,
+        alpha_e=alpha,
+        gender_labels=torch.tensor(genders),
+        gender_text_embeds=gender_text,
+        target_normalization=normalization,
     )
     expected = reference_loss(audio, text, gender_text, emotions, genders, 14.0, 9.5, loss_type, alpha, normalization)
     # The loss computes in float32 (kl on .float()), hence a float32 tolerance.
@@ -91,7 +99,9 @@ def test_sl_with_alpha_one_is_emo_clap_and_gender_changes_it():
     audio, text = normalised(4, 8, 4), normalised(4, 8, 5)
     scale = torch.tensor(10.0)
     emo = gemo_clap_loss(audio, text, emotions, scale, scale, loss_type="emo").loss
-    sl_one = gemo_clap_loss(audio, text, emotions, scale, scale, loss_type="sl", alpha_e=1.0, gender_labels=genders).loss
+    sl_one = gemo_clap_loss(
+        audio, text, emotions, scale, scale, loss_type="sl", alpha_e=1.0, gender_labels=genders
+    ).loss
     sl = gemo_clap_loss(audio, text, emotions, scale, scale, loss_type="sl", alpha_e=0.5, gender_labels=genders).loss
     assert sl_one.item() == pytest.approx(emo.item(), abs=1e-7)
     assert abs(sl.item() - emo.item()) > 1e-3
@@ -104,7 +114,9 @@ def test_perfect_alignment_gives_zero_loss_only_when_all_positives_are_matched()
     audio = basis[emotions]
     loss = gemo_clap_loss(audio, audio.clone(), emotions, torch.tensor(100.0), torch.tensor(100.0), loss_type="emo")
     assert loss.loss.item() < 1e-6
-    shuffled = gemo_clap_loss(audio, audio[[2, 3, 0, 1]], emotions, torch.tensor(100.0), torch.tensor(100.0), loss_type="emo")
+    shuffled = gemo_clap_loss(
+        audio, audio[[2, 3, 0, 1]], emotions, torch.tensor(100.0), torch.tensor(100.0), loss_type="emo"
+    )
     assert shuffled.loss.item() > 10
 
 
@@ -118,14 +130,32 @@ def test_perfect_alignment_gives_zero_loss_only_when_all_positives_are_matched()
     ],
 )
 def test_loss_rejects_bad_arguments(kwargs, message):
-    base = dict(loss_type="emo", alpha_e=0.9, gender_labels=torch.tensor([0, 1]), gender_text_embeds=normalised(2, 8, 0))
+    base = dict(
+        loss_type="emo", alpha_e=0.9, gender_labels=torch.tensor([0, 1]), gender_text_embeds=normalised(2, 8, 0)
+    )
     base.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        gemo_clap_loss(normalised(2, 8, 1), normalised(2, 8, 2), torch.tensor([0, 1]), torch.tensor(1.0), torch.tensor(1.0), **base)
+        gemo_clap_loss(
+            normalised(2, 8, 1), normalised(2, 8, 2), torch.tensor([0, 1]), torch.tensor(1.0), torch.tensor(1.0), **base
+        )
 
 
 def test_loss_rejects_mismatched_batch_sizes():
     with pytest.raises(ValueError, match="3 audio clips but 2 texts"):
-        gemo_clap_loss(normalised(3, 8, 1), normalised(2, 8, 2), torch.tensor([0, 1, 1]), torch.tensor(1.0), torch.tensor(1.0), loss_type="emo")
+        gemo_clap_loss(
+            normalised(3, 8, 1),
+            normalised(2, 8, 2),
+            torch.tensor([0, 1, 1]),
+            torch.tensor(1.0),
+            torch.tensor(1.0),
+            loss_type="emo",
+        )
     with pytest.raises(ValueError, match="emotion_labels"):
-        gemo_clap_loss(normalised(2, 8, 1), normalised(2, 8, 2), torch.tensor([0, 1, 1]), torch.tensor(1.0), torch.tensor(1.0), loss_type="emo")
+        gemo_clap_loss(
+            normalised(2, 8, 1),
+            normalised(2, 8, 2),
+            torch.tensor([0, 1, 1]),
+            torch.tensor(1.0),
+            torch.tensor(1.0),
+            loss_type="emo",
+        )

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from gemo_clap_hf.metrics import SER_METRICS_PATH, compute_ser_metrics, load_ser_metric, make_compute_metrics
 from gemo_clap_hf.apps.plots import save_confusion_matrix_png
-
+from gemo_clap_hf.metrics import SER_METRICS_PATH, compute_ser_metrics, load_ser_metric, make_compute_metrics
 
 try:  # the second independent check; the loop-based one below always runs
     from sklearn import metrics as sklearn_metrics
@@ -66,9 +65,10 @@ def assert_matches_sklearn(result, predictions, references, label_names):
     assert result["macro_f1"] == pytest.approx(
         sklearn_metrics.f1_score(references, predictions, average="macro", zero_division=0)
     )
-    assert result["confusion_matrix"] == sklearn_metrics.confusion_matrix(
-        references, predictions, labels=list(range(len(label_names)))
-    ).tolist()
+    assert (
+        result["confusion_matrix"]
+        == sklearn_metrics.confusion_matrix(references, predictions, labels=list(range(len(label_names)))).tolist()
+    )
 
 
 def test_imbalanced_uar_differs_from_war():

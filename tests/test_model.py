@@ -2,12 +2,8 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, AutoModelForAudioClassification, AutoProcessor, pipeline
-
-from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapForAudioClassification, GEmoClapModel, GEmoClapProcessor
 from tiny_models import (
     make_bert_tokenizer,
     make_roberta_tokenizer,
@@ -17,6 +13,9 @@ from tiny_models import (
     tiny_processor,
     tiny_text_config,
 )
+from transformers import AutoModel, AutoModelForAudioClassification, AutoProcessor, pipeline
+
+from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapForAudioClassification, GEmoClapModel, GEmoClapProcessor
 
 
 def batch_for(processor, clips, emotions=("happy", "sad"), genders=("female", "male"), texts=True):
@@ -120,9 +119,7 @@ def test_from_audio_text_pretrained_keeps_the_pretrained_towers(tmp_path, audio_
     words = tokenizer(["sad"], return_tensors="pt")
     with torch.no_grad():
         torch.testing.assert_close(model.audio_model(clip).last_hidden_state, audio_tower(clip).last_hidden_state)
-        torch.testing.assert_close(
-            model.text_model(**words).last_hidden_state, text_tower(**words).last_hidden_state
-        )
+        torch.testing.assert_close(model.text_model(**words).last_hidden_state, text_tower(**words).last_hidden_state)
         out = model(input_values=clip, **words, emotion_labels=torch.tensor([2]), gender_labels=torch.tensor([0]))
     assert torch.isfinite(out.loss)
 
@@ -134,8 +131,11 @@ def test_gradients_reach_both_towers_projections_and_temperatures(tmp_path, loss
     processor = tiny_processor(tmp_path)
     model.set_prompts(processor.tokenizer)
     inputs = batch_for(
-        processor, [random_clip(0.6, seed=s) for s in range(4)],
-        emotions=("happy", "sad", "happy", "angry"), genders=("female", "male", "male", "female"), texts=False,
+        processor,
+        [random_clip(0.6, seed=s) for s in range(4)],
+        emotions=("happy", "sad", "happy", "angry"),
+        genders=("female", "male", "male", "female"),
+        texts=False,
     )
     model(**inputs).loss.backward()
     parts = {
@@ -176,8 +176,14 @@ def test_loss_from_the_label_table_equals_the_loss_over_one_prompt_per_clip(tmp_
 
     scale_audio, scale_text = model.logit_scales
     expected = gemo_clap_loss(
-        out.audio_embeds, per_clip(emotions), inputs["emotion_labels"], scale_audio, scale_text,
-        loss_type=loss_type, alpha_e=model.config.alpha_e, gender_labels=inputs["gender_labels"],
+        out.audio_embeds,
+        per_clip(emotions),
+        inputs["emotion_labels"],
+        scale_audio,
+        scale_text,
+        loss_type=loss_type,
+        alpha_e=model.config.alpha_e,
+        gender_labels=inputs["gender_labels"],
         gender_text_embeds=per_clip(genders) if loss_type == "ml" else None,
     )
     torch.testing.assert_close(out.loss, expected.loss, atol=1e-5, rtol=1e-5)
@@ -250,8 +256,11 @@ def test_one_checkpoint_serves_every_entry_point_both_ways(folders_saved_by, tin
         expected = reference.get_audio_features(clip).pooler_output
     loaded = {loader.__name__: loader.from_pretrained(folder) for loader in ENTRY_POINTS}
     loaded.update({task: pipeline(task, model=str(folder)).model for task in PIPELINE_TASKS})
-    expected_class = {"GEmoClapModel": GEmoClapModel, "AutoModel": GEmoClapModel,
-                      "zero-shot-audio-classification": GEmoClapModel}
+    expected_class = {
+        "GEmoClapModel": GEmoClapModel,
+        "AutoModel": GEmoClapModel,
+        "zero-shot-audio-classification": GEmoClapModel,
+    }
     for name, model in loaded.items():
         assert type(model) is expected_class.get(name, GEmoClapForAudioClassification), name
         dual = _dual(model).eval()
@@ -298,8 +307,10 @@ def test_pickle_weights_are_refused_unless_explicitly_allowed(tmp_path, tiny_che
     model = GEmoClapModel.from_pretrained(folder)
     (folder / "model.safetensors").unlink()
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
-    refused = (r"holds only pickle weights \(pytorch_model\.bin\)\. GEmo-CLAP loads weights from safetensors only"
-               r".*use_safetensors=False")
+    refused = (
+        r"holds only pickle weights \(pytorch_model\.bin\)\. GEmo-CLAP loads weights from safetensors only"
+        r".*use_safetensors=False"
+    )
     with pytest.raises(OSError, match=refused):
         GEmoClapModel.from_pretrained(folder)
     with pytest.raises(OSError, match=refused):

@@ -1,4 +1,4 @@
-"""Model cards: Hub-parsable metadata with UAR/WAR, the per-gender table and risks, no template leftovers, no secrets."""
+"""Model cards: Hub-parsable metadata with UAR/WAR, the per-gender table and risks, no template leftovers or secrets."""
 
 import re
 from pathlib import Path
@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from gemo_clap_hf.metrics import compute_ser_metrics
 from gemo_clap_hf.apps.model_card import load_template, render_model_card, summarize_config, write_model_card
-
+from gemo_clap_hf.metrics import compute_ser_metrics
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 BASE_MODELS = ["microsoft/wavlm-base-plus", "FacebookAI/roberta-base"]
@@ -37,8 +36,14 @@ def metrics():
 
 def render(metrics, loss_type="sl", **extra):
     return render_model_card(
-        config_summary(loss_type), metrics, "IEMOCAP", "iemocap", "session5",
-        "5-fold leave-one-session-out; session 5 held out", BASE_MODELS, extra=extra or None,
+        config_summary(loss_type),
+        metrics,
+        "IEMOCAP",
+        "iemocap",
+        "session5",
+        "5-fold leave-one-session-out; session 5 held out",
+        BASE_MODELS,
+        extra=extra or None,
     )
 
 
@@ -53,7 +58,10 @@ def test_card_parses_with_model_index(metrics, loss_type, variant):
     assert values == {"uar": round(100 * metrics["uar"], 2), "war": round(100 * metrics["war"], 2)}
     result = data.eval_results[0]
     assert (result.task_type, result.dataset_name, result.dataset_type, result.dataset_split) == (
-        "audio-classification", "IEMOCAP", "iemocap", "session5"
+        "audio-classification",
+        "IEMOCAP",
+        "iemocap",
+        "session5",
     )
     assert variant in card.text and f'loss_type="{loss_type}"' in card.text
 
@@ -71,7 +79,7 @@ def test_card_has_results_gender_table_and_risk_section(metrics):
     assert "## Gender attribute: role and risks" in text
     assert "Do not use this model to infer gender" in text and "not a statement about anyone's" in text
     assert "## Limitations" in text and "arXiv:2306.07848" in text
-    assert 'trust_remote_code=True' in text and "import gemo_clap_hf" in text
+    assert "trust_remote_code=True" in text and "import gemo_clap_hf" in text
 
 
 def test_no_template_placeholder_is_left(metrics):
@@ -115,14 +123,27 @@ def test_bad_arguments_name_the_problem(metrics, change, message):
     summary = config_summary(change.get("loss_type", "sl"))
     with pytest.raises(ValueError, match=message):
         render_model_card(
-            summary, change.get("metrics", metrics), "IEMOCAP", "iemocap", "session5", "LOSO",
-            change.get("base_models", BASE_MODELS), extra=change.get("extra"),
+            summary,
+            change.get("metrics", metrics),
+            "IEMOCAP",
+            "iemocap",
+            "session5",
+            "LOSO",
+            change.get("base_models", BASE_MODELS),
+            extra=change.get("extra"),
         )
 
 
 def test_write_model_card_writes_a_loadable_readme(metrics, tmp_path):
     path = write_model_card(
-        tmp_path / "model", config_summary("ml"), metrics, "Synthetic", "synthetic", "session5", "LOSO", [],
+        tmp_path / "model",
+        config_summary("ml"),
+        metrics,
+        "Synthetic",
+        "synthetic",
+        "session5",
+        "LOSO",
+        [],
         extra={"language": None},
     )
     assert path.name == "README.md"
@@ -137,17 +158,29 @@ def test_local_encoder_folders_are_named_in_the_text_but_left_out_of_the_metadat
     (tmp_path / "towers" / "audio").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     for audio in ("towers/audio", str(tmp_path / "towers" / "audio")):  # relative (id-shaped) and absolute
-        card = ModelCard(render_model_card(config_summary(), metrics, "IEMOCAP", "iemocap", "session5", "LOSO",
-                                           [audio, "FacebookAI/roberta-base"]))
+        card = ModelCard(
+            render_model_card(
+                config_summary(), metrics, "IEMOCAP", "iemocap", "session5", "LOSO", [audio, "FacebookAI/roberta-base"]
+            )
+        )
         assert card.data.base_model == ["FacebookAI/roberta-base"], audio
         assert f"| Audio encoder | {audio} |" in card.text and "| Text encoder | FacebookAI/roberta-base |" in card.text
 
 
 def test_card_has_every_section_a_model_user_needs(metrics):
     text = ModelCard(render(metrics)).text
-    for heading in ("## Model description", "## Intended use", "## Labels and prompt wording", "## Training data",
-                    "## Evaluation protocol", "## Results", "## Gender attribute: role and risks", "## Limitations",
-                    "## How to use", "## Citation"):
+    for heading in (
+        "## Model description",
+        "## Intended use",
+        "## Labels and prompt wording",
+        "## Training data",
+        "## Evaluation protocol",
+        "## Results",
+        "## Gender attribute: role and risks",
+        "## Limitations",
+        "## How to use",
+        "## Citation",
+    ):
         assert f"\n{heading}\n" in text, heading
 
 

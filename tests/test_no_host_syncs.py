@@ -12,11 +12,11 @@ import os
 
 import pytest
 import torch
+from tiny_models import random_clip, tiny_audio_config, tiny_processor, tiny_text_config
 
 from gemo_clap_hf import GEmoClapConfig, GEmoClapDataCollator, GEmoClapModel
 from gemo_clap_hf.apps import random_towers
 from gemo_clap_hf.apps.sync_audit import PACKAGE_DIR, SyncRecorder
-from tiny_models import random_clip, tiny_audio_config, tiny_processor, tiny_text_config
 
 # The keys a collator batch holds for training (no prompts: the model holds the label-prompt table).
 COLLATOR_KEYS = ("input_values", "audio_attention_mask", "clip_index", "emotion_labels", "gender_labels")
@@ -27,8 +27,11 @@ ROWS = [(0.45, "sad", "male"), (1.1, "angry", "female"), (0.7, "sad", "female"),
 # with the ML loss, which encodes both label tables.
 GROUP_NORM_WAVLM = dict(feat_extract_norm="group", do_stable_layer_norm=False, conv_bias=False)
 LAYER_NORM_WAVLM = dict(feat_extract_norm="layer", do_stable_layer_norm=True)
-CASES = [(loss, "wavlm", overrides, "roberta") for loss in ("emo", "sl", "ml")
-         for overrides in (GROUP_NORM_WAVLM, LAYER_NORM_WAVLM)]
+CASES = [
+    (loss, "wavlm", overrides, "roberta")
+    for loss in ("emo", "sl", "ml")
+    for overrides in (GROUP_NORM_WAVLM, LAYER_NORM_WAVLM)
+]
 CASES += [("ml", preset, {}, "roberta") for preset in random_towers.SPEECH_PRESETS if not preset.startswith("wavlm")]
 CASES += [("sl", "hubert-base-ls960", {}, "bert-base-uncased")]
 
@@ -46,8 +49,10 @@ def processors(tmp_path_factory):
 
 
 def _collated_batch(processor, config: GEmoClapConfig) -> dict:
-    rows = [{"audio": random_clip(seconds, seed=i), "emotion": emotion, "gender": gender, "id": f"clip{i}"}
-            for i, (seconds, emotion, gender) in enumerate(ROWS)]
+    rows = [
+        {"audio": random_clip(seconds, seed=i), "emotion": emotion, "gender": gender, "id": f"clip{i}"}
+        for i, (seconds, emotion, gender) in enumerate(ROWS)
+    ]
     batch = GEmoClapDataCollator(processor, config)(rows)
     return {key: value for key, value in batch.items() if key in COLLATOR_KEYS}
 
@@ -69,8 +74,12 @@ def _training_step(model: GEmoClapModel, optimizer, batch: dict) -> torch.Tensor
 def test_training_step_issues_no_sync_from_the_package(processors, case):
     loss_type, audio, overrides, text = case
     processor = processors[text]
-    config = GEmoClapConfig(audio_config=tiny_audio_config(audio, **overrides).to_dict(),
-                            text_config=tiny_text_config(text).to_dict(), projection_dim=16, loss_type=loss_type)
+    config = GEmoClapConfig(
+        audio_config=tiny_audio_config(audio, **overrides).to_dict(),
+        text_config=tiny_text_config(text).to_dict(),
+        projection_dim=16,
+        loss_type=loss_type,
+    )
     torch.manual_seed(0)
     model = GEmoClapModel(config)
     model.set_prompts(processor.tokenizer)

@@ -8,11 +8,11 @@ import math
 
 import pytest
 import torch
+from tiny_models import random_clip, tiny_config, tiny_processor
 from torch.nn import functional as F
 
 from gemo_clap_hf import GEmoClapModel, gemo_clap_loss
 from gemo_clap_hf.configuration_gemo_clap import MAX_LOGIT_SCALE
-from tiny_models import random_clip, tiny_config, tiny_processor
 
 LOSS_TYPES = ("emo", "sl", "ml")
 LOG_SCALES = (math.log(MAX_LOGIT_SCALE), 10.0, 50.0)  # at the clamp, and far beyond it
@@ -45,8 +45,15 @@ def test_loss_is_finite_at_the_temperature_clamp(loss_type, normalization, log_s
     log_scale = torch.tensor(log_scale, requires_grad=True)
     scale = log_scale.exp().clamp(max=MAX_LOGIT_SCALE)  # as GEmoClapModel.logit_scales does
     out = gemo_clap_loss(
-        audio, text, emotion, scale, scale, loss_type=loss_type, gender_labels=gender,
-        gender_text_embeds=gender_text, target_normalization=normalization,
+        audio,
+        text,
+        emotion,
+        scale,
+        scale,
+        loss_type=loss_type,
+        gender_labels=gender,
+        gender_text_embeds=gender_text,
+        target_normalization=normalization,
     )
     tensors = [audio, text, log_scale] + ([gender_text] if loss_type == "ml" else [])
     _assert_finite_loss_and_grads(out.loss, tensors)
@@ -56,8 +63,16 @@ def test_a_batch_of_one_has_zero_loss():
     audio, text, gender_text, emotion, gender = _loss_inputs(1, identical=False)
     scale = torch.tensor(MAX_LOGIT_SCALE)
     for loss_type in LOSS_TYPES:
-        out = gemo_clap_loss(audio, text, emotion, scale, scale, loss_type=loss_type, gender_labels=gender,
-                             gender_text_embeds=gender_text)
+        out = gemo_clap_loss(
+            audio,
+            text,
+            emotion,
+            scale,
+            scale,
+            loss_type=loss_type,
+            gender_labels=gender,
+            gender_text_embeds=gender_text,
+        )
         assert out.loss.item() == pytest.approx(0.0, abs=1e-6)  # one clip: the target and the softmax are both [1]
 
 

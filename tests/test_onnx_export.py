@@ -96,8 +96,10 @@ def test_the_label_table_is_folded_in_and_the_json_files_travel(exported):
     constants = [numpy_helper.to_array(t) for t in model.graph.initializer if len(t.dims) == 2]
     assert any(c.shape == m.shape and np.allclose(c, m, atol=1e-6) for c in constants for m in (table, table.T))
     assert config.id2label == {0: "neutral", 1: "happy", 2: "sad", 3: "angry"}
-    assert GEmoClapFeatureExtractor.from_pretrained(out_dir).to_dict() == \
-        GEmoClapFeatureExtractor.from_pretrained(checkpoint).to_dict()
+    assert (
+        GEmoClapFeatureExtractor.from_pretrained(out_dir).to_dict()
+        == GEmoClapFeatureExtractor.from_pretrained(checkpoint).to_dict()
+    )
     tables = json.loads((out_dir / "gemo_clap_onnx.json").read_text())
     assert tables["emotion_labels"] == ["neutral", "happy", "sad", "angry"]
     assert np.asarray(tables["emotion_label_embeddings"]).shape == (4, config.projection_dim)

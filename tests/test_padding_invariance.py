@@ -5,11 +5,11 @@
 
 import pytest
 import torch
+from tiny_models import tiny_audio_config, tiny_config, tiny_processor
 from transformers import AutoModel
 
 from gemo_clap_hf import GEmoClapModel
 from gemo_clap_hf.padding_gemo_clap import make_padding_invariant
-from tiny_models import tiny_audio_config, tiny_config, tiny_processor
 
 
 @pytest.mark.parametrize("audio_type", ["wavlm", "hubert", "wav2vec2", "data2vec-audio"])
@@ -24,8 +24,12 @@ def test_the_patched_tower_keeps_its_state_dict_and_unpadded_outputs(audio_type)
     full = torch.ones(2, 8000, dtype=torch.long)
     with torch.no_grad():
         for mask in (None, full):  # no padding: exactly the original computation
-            torch.testing.assert_close(patched(values, attention_mask=mask).last_hidden_state,
-                                       plain(values, attention_mask=mask).last_hidden_state, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                patched(values, attention_mask=mask).last_hidden_state,
+                plain(values, attention_mask=mask).last_hidden_state,
+                atol=1e-5,
+                rtol=1e-5,
+            )
 
 
 def test_gradient_checkpointing_recomputes_each_window_with_its_own_lengths(tmp_path):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from tiny_models import random_clip
 from transformers import AutoModelForAudioClassification, AutoProcessor, pipeline
 
 from gemo_clap_hf import GEmoClapModel  # registers the model and the pipelines
-from tiny_models import random_clip
 
 LABELS = {"neutral", "happy", "sad", "angry"}
 
@@ -75,8 +75,9 @@ def test_zero_shot_pipeline_with_candidate_labels(tiny_checkpoint):
 
     # The scores are the softmax of the dual encoder's similarities to the bare label words ("{}" adds none).
     model = GEmoClapModel.from_pretrained(tiny_checkpoint).eval()
-    inputs = AutoProcessor.from_pretrained(tiny_checkpoint)(audio=clip, text=labels, sampling_rate=16000,
-                                                            return_tensors="pt")
+    inputs = AutoProcessor.from_pretrained(tiny_checkpoint)(
+        audio=clip, text=labels, sampling_rate=16000, return_tensors="pt"
+    )
     with torch.no_grad():
         probs = model(**inputs).logits_per_audio.softmax(-1)[0]
     scores = {item["label"]: item["score"] for item in result}
@@ -98,8 +99,14 @@ def test_other_models_keep_the_stock_pipeline_class(tmp_path, task):
     )
 
     if task == "audio-classification":
-        config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-                                conv_dim=(16,) * 7, num_labels=3)
+        config = Wav2Vec2Config(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=37,
+            conv_dim=(16,) * 7,
+            num_labels=3,
+        )
         model, stock = Wav2Vec2ForSequenceClassification(config).eval(), AudioClassificationPipeline
         pipe = pipeline(task, model=model, feature_extractor=Wav2Vec2FeatureExtractor())
         assert len(pipe(random_clip(0.5))) == 3

@@ -40,8 +40,9 @@ CLIPS = {
 @pytest.fixture(scope="module")
 def ml_group_checkpoint(tmp_path_factory) -> Path:
     """ML-GEmo-CLAP (gender scores too) on a wavlm-base-plus-shaped tower: a group-norm feature encoder."""
-    folder = save_tiny_checkpoint(tmp_path_factory.mktemp("ml_group") / "model", audio_type="wavlm-base-plus",
-                                  loss_type="ml")
+    folder = save_tiny_checkpoint(
+        tmp_path_factory.mktemp("ml_group") / "model", audio_type="wavlm-base-plus", loss_type="ml"
+    )
     assert json.loads((folder / "config.json").read_text())["audio_config"]["feat_extract_norm"] == "group"
     return folder
 
@@ -107,8 +108,9 @@ def test_batched_scores_equal_one_at_a_time_for_a_group_norm_tower(ml_group_chec
     assert any(shape[0] > 1 for shape in widths)  # clips really were batched (with padding)
     for ours, alone in zip(batched, single):
         np.testing.assert_allclose(list(ours.probabilities.values()), list(alone.probabilities.values()), atol=1e-4)
-        np.testing.assert_allclose(list(ours.gender_probabilities.values()),
-                                   list(alone.gender_probabilities.values()), atol=1e-4)
+        np.testing.assert_allclose(
+            list(ours.gender_probabilities.values()), list(alone.gender_probabilities.values()), atol=1e-4
+        )
         expected = reference_probabilities(classifier, feature_extractor, ours.file)
         np.testing.assert_allclose(list(ours.probabilities.values()), expected, atol=1e-4)
         gender = reference_probabilities(classifier, feature_extractor, ours.file, "gender")
@@ -129,8 +131,12 @@ def test_batches_hold_clips_of_similar_length(tiny_checkpoint, audio_folder):
 
 def test_bad_files_are_reported_and_the_rest_classified(tiny_checkpoint, audio_folder):
     classifier = GEmoClapForAudioClassification.from_pretrained(tiny_checkpoint).eval()
-    paths = [str(audio_folder / "corrupt.wav"), *good_files(audio_folder)[:2], str(audio_folder / "empty.wav"),
-             str(audio_folder / "missing.wav")]
+    paths = [
+        str(audio_folder / "corrupt.wav"),
+        *good_files(audio_folder)[:2],
+        str(audio_folder / "empty.wav"),
+        str(audio_folder / "missing.wav"),
+    ]
     predictions = predict_files(classifier, GEmoClapFeatureExtractor(), paths, batch_size=4)
     assert [p.file for p in predictions] == paths[1:3]
     failed = {failure.file: failure.reason for failure in predictions.failures}
@@ -152,22 +158,36 @@ def test_too_short_files_are_skipped_when_the_extractor_refuses_them(tiny_checkp
 
 def test_inputs_from_folders_recursive_and_manifests(audio_folder, tmp_path):
     flat = collect_inputs([audio_folder])
-    assert sorted(flat) == sorted([*good_files(audio_folder), str(audio_folder / "corrupt.wav"),
-                                   str(audio_folder / "empty.wav")])
+    assert sorted(flat) == sorted(
+        [*good_files(audio_folder), str(audio_folder / "corrupt.wav"), str(audio_folder / "empty.wav")]
+    )
     assert str(audio_folder / "sub" / "h.wav") in collect_inputs([audio_folder], recursive=True)
     manifest = tmp_path / "manifest.csv"
-    manifest.write_text("path,emotion,gender\n" + "".join(
-        f"{os.path.relpath(p, tmp_path)},happy,female\n" for p in good_files(audio_folder)[:2])
-        + "gone.wav,sad,male\n")
+    manifest.write_text(
+        "path,emotion,gender\n"
+        + "".join(f"{os.path.relpath(p, tmp_path)},happy,female\n" for p in good_files(audio_folder)[:2])
+        + "gone.wav,sad,male\n"
+    )
     listed = collect_inputs([manifest, audio_folder / "a.wav"])  # a.wav is in both: once
     assert [Path(p).resolve() for p in listed] == [Path(p).resolve() for p in good_files(audio_folder)[:2]] + [
-        tmp_path / "gone.wav"]
+        tmp_path / "gone.wav"
+    ]
 
 
 def test_cli_folder_to_csv_matches_the_classifier_and_resumes(capsys, ml_group_checkpoint, audio_folder, tmp_path):
     output = tmp_path / "out" / "predictions.csv"
-    code, out, err = run_cli(capsys, "predict", "--model", ml_group_checkpoint, audio_folder, "--output", output,
-                             "--batch-size", "3", "--quiet")
+    code, out, err = run_cli(
+        capsys,
+        "predict",
+        "--model",
+        ml_group_checkpoint,
+        audio_folder,
+        "--output",
+        output,
+        "--batch-size",
+        "3",
+        "--quiet",
+    )
     assert code == 0 and out == ""
     assert "skipped" in err and "corrupt.wav" in err and "empty.wav" in err
     assert "classified 7 of 9 file(s)" in err and "2 failed" in err
@@ -200,8 +220,9 @@ def test_cli_folder_to_csv_matches_the_classifier_and_resumes(capsys, ml_group_c
     assert {r["file"]: r["emotion"] for r in repaired} == {r["file"]: r["emotion"] for r in rows}
 
 
-def test_cli_jsonl_resume_repairs_and_refuses_another_models_output(capsys, tiny_checkpoint, ml_group_checkpoint,
-                                                                    audio_folder, tmp_path):
+def test_cli_jsonl_resume_repairs_and_refuses_another_models_output(
+    capsys, tiny_checkpoint, ml_group_checkpoint, audio_folder, tmp_path
+):
     output = tmp_path / "predictions.jsonl"
     files = good_files(audio_folder)[:4]
     code, _, _ = run_cli(capsys, "predict", "--model", tiny_checkpoint, *files[:2], "-o", output, "-q")
@@ -227,8 +248,9 @@ def test_cli_manifest_with_a_missing_file_and_exit_codes(capsys, tiny_checkpoint
     [result] = json.loads(out)
     assert result["file"] == str(audio_folder / "a.wav") and len(result["emotions"]) == 1
     # Nothing classifiable: reported, and exit code 1 (not a usage error).
-    code, out, err = run_cli(capsys, "predict", "--model", tiny_checkpoint, audio_folder / "corrupt.wav",
-                             audio_folder / "empty.wav")
+    code, out, err = run_cli(
+        capsys, "predict", "--model", tiny_checkpoint, audio_folder / "corrupt.wav", audio_folder / "empty.wav"
+    )
     assert code == 1 and out == "" and "classified 0 of 2" in err and "corrupt.wav" in err
 
 
@@ -239,9 +261,13 @@ def test_cli_recursive_and_usage_errors(capsys, tiny_checkpoint, audio_folder, t
     sf.write(tmp_path / "nested" / "deeper" / "x.wav", random_clip(0.5), RATE)
     code, _, err = run_cli(capsys, "predict", "--model", tiny_checkpoint, tmp_path / "nested")
     assert code == 2 and "--recursive" in err
-    for flags, message in ((["--top-k", "0"], "--top-k"), (["--batch-size", "0"], "--batch-size"),
-                           (["-o", tmp_path / "out.txt"], ".csv or .jsonl"), (["--device", "cuda:7"], "cuda"),
-                           (["--json", "-o", tmp_path / "o.csv"], "--json")):
+    for flags, message in (
+        (["--top-k", "0"], "--top-k"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["-o", tmp_path / "out.txt"], ".csv or .jsonl"),
+        (["--device", "cuda:7"], "cuda"),
+        (["--json", "-o", tmp_path / "o.csv"], "--json"),
+    ):
         if flags[:2] == ["--device", "cuda:7"] and torch.cuda.device_count() > 7:
             continue
         code, _, err = run_cli(capsys, "predict", "--model", tiny_checkpoint, audio_folder / "a.wav", *flags)
@@ -264,7 +290,8 @@ def test_readme_dataset_map_recipe_runs_and_agrees_with_predict_files(tiny_check
     files = good_files(audio_folder)[:5]
     manifest.write_text("path,emotion,gender\n" + "".join(f"{p},happy,female\n" for p in files))
     code = snippet.replace('"org/sl-gemo-clap"', repr(str(tiny_checkpoint))).replace(
-        '"my_corpus/manifest.csv"', repr(str(manifest)))
+        '"my_corpus/manifest.csv"', repr(str(manifest))
+    )
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own snippet is what is tested
     dataset = namespace["dataset"]

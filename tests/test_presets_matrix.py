@@ -43,8 +43,9 @@ def towers(tmp_path_factory) -> dict[str, Path]:
 
 def dual_encoder(folder: Path, loss_type: str = "ml", seed: int = 0) -> GEmoClapModel:
     torch.manual_seed(seed)
-    return GEmoClapModel.from_audio_text_pretrained(str(folder / "audio"), str(folder / "text"), loss_type=loss_type,
-                                                    projection_dim=16)
+    return GEmoClapModel.from_audio_text_pretrained(
+        str(folder / "audio"), str(folder / "text"), loss_type=loss_type, projection_dim=16
+    )
 
 
 def audio_inputs(clips) -> dict[str, torch.Tensor]:
@@ -118,15 +119,19 @@ def test_save_and_load_round_trip(towers, pair, tmp_path):
     torch.testing.assert_close(embed(loaded, clips), expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(embed(classifier.gemo_clap, clips), expected, rtol=0, atol=1e-6)
     with torch.no_grad():
-        torch.testing.assert_close(classifier.label_embeddings("gender"), model.label_embeddings("gender"),
-                                   rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            classifier.label_embeddings("gender"), model.label_embeddings("gender"), rtol=0, atol=1e-6
+        )
 
 
 def training_batch() -> dict[str, torch.Tensor]:
     """Six clips of different lengths, every emotion and both genders."""
     clips = [random_clip(seconds, seed=10 + i) for i, seconds in enumerate((0.3, 0.5, 0.8, 0.4, 0.6, 0.35))]
-    return {**audio_inputs(clips), "emotion_labels": torch.tensor([0, 1, 2, 3, 1, 2]),
-            "gender_labels": torch.tensor([0, 1, 1, 0, 0, 1])}
+    return {
+        **audio_inputs(clips),
+        "emotion_labels": torch.tensor([0, 1, 2, 3, 1, 2]),
+        "gender_labels": torch.tensor([0, 1, 1, 0, 0, 1]),
+    }
 
 
 def loss_and_gradients(model: GEmoClapModel, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
@@ -151,8 +156,10 @@ def test_one_training_step_with_the_default_optimizer(towers, pair, tmp_path):
     # `activation_checkpointing_enable` is the name from transformers 5.24 (the former one warns there).
     getattr(checkpointed, "activation_checkpointing_enable", checkpointed.gradient_checkpointing_enable)()
     calls = {"first conv": 0, "first encoder layer": 0}  # modules inside checkpointed layers run twice
-    inner = {"first conv": checkpointed.audio_model.feature_extractor.conv_layers[0].conv,
-             "first encoder layer": checkpointed.audio_model.encoder.layers[0].feed_forward}
+    inner = {
+        "first conv": checkpointed.audio_model.feature_extractor.conv_layers[0].conv,
+        "first encoder layer": checkpointed.audio_model.encoder.layers[0].feed_forward,
+    }
     for name, module in inner.items():
         # A pre-hook: the recomputation stops as soon as it has what backward needs (non-reentrant checkpointing).
         module.register_forward_pre_hook(lambda *args, name=name: calls.__setitem__(name, calls[name] + 1))
@@ -186,12 +193,14 @@ def test_classifier_argmax_equals_the_dual_encoder_argmax(towers, pair, tmp_path
     num_emotions = len(model.config.emotion_labels)
     with torch.no_grad():
         batched = classifier(input_values=inputs["input_values"], attention_mask=inputs["audio_attention_mask"]).logits
-        one_by_one = torch.cat([classifier(**{"input_values": audio_inputs([clip])["input_values"]}).logits
-                                for clip in clips])
+        one_by_one = torch.cat(
+            [classifier(**{"input_values": audio_inputs([clip])["input_values"]}).logits for clip in clips]
+        )
         dual = model(**inputs).logits_per_audio
         # Independently: audio embeddings against the prompts tokenised here and encoded as any text.
-        prompts = AutoTokenizer.from_pretrained(folder)(model.config.prompts(model.config.emotion_labels),
-                                                        padding=True, return_tensors="pt")
+        prompts = AutoTokenizer.from_pretrained(folder)(
+            model.config.prompts(model.config.emotion_labels), padding=True, return_tensors="pt"
+        )
         texts = model.get_text_features(prompts["input_ids"], prompts["attention_mask"]).pooler_output
         audio = model.get_audio_features(**inputs).pooler_output
         independent = model.logit_scale_audio.exp() * audio @ texts.t()

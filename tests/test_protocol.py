@@ -74,7 +74,7 @@ def test_synthetic_class_shares_and_the_benchmark_use_the_registry_counts():
     codes = Counter(speaker_codes(np.random.default_rng(1), 120))
     assert abs(codes["hap"] + codes["exc"] - 120 * counts["happy"] / total) < 1
     assert abs(codes["ang"] - 120 * counts["angry"] / total) < 1
-    assert benchmark.IEMOCAP_CLASS_COUNTS is counts and benchmark.NUM_CLIPS == total
+    assert benchmark.IEMOCAP_CLASS_COUNTS is counts and total == benchmark.NUM_CLIPS
 
 
 def test_the_registry_label_set_is_what_load_corpus_applies(tmp_path):
@@ -97,26 +97,41 @@ def test_fold_choice_per_corpus():
 def test_protocol_sentences():
     assert protocol_sentence("iemocap", 5) == (
         "leave-one-session-out with session 5 held out for test; the test fold also served as the evaluation set, "
-        "without a separate validation fold; speaker-independent, no speaker is in both training and test")
+        "without a separate validation fold; speaker-independent, no speaker is in both training and test"
+    )
     assert protocol_sentence("crema_d", 1, eval_fold=2, num_folds=5).startswith(
-        "speaker-grouped 5-fold split with fold 1 held out for test; fold 2 served as the validation set;")
+        "speaker-grouped 5-fold split with fold 1 held out for test; fold 2 served as the validation set;"
+    )
     assert protocol_sentence("msp_podcast", "Test1", "Development", unknown_speakers=3).endswith(
-        "no known speaker is in both training and test (3 utterances have no speaker id and could not be checked)")
+        "no known speaker is in both training and test (3 utterances have no speaker id and could not be checked)"
+    )
 
 
 def test_available_folds_in_natural_order(tmp_path):
-    rows = [{"path": f"{n}.wav", "emotion": "sad", "gender": "f", "speaker": f"s{n}", "fold": fold}
-            for n, fold in enumerate(["10", "2", "b", "1", "", "a"])]
+    rows = [
+        {"path": f"{n}.wav", "emotion": "sad", "gender": "f", "speaker": f"s{n}", "fold": fold}
+        for n, fold in enumerate(["10", "2", "b", "1", "", "a"])
+    ]
     assert available_folds(load_corpus("manifest", make_manifest(tmp_path / "m.csv", rows))) == [
-        "1", "2", "10", "a", "b"]
+        "1",
+        "2",
+        "10",
+        "a",
+        "b",
+    ]
 
 
 MSP_ROWS = [
     {"FileName": f"{n}.wav", "EmoClass": "ANSH"[n % 4], "SpkrID": speaker, "Gender": gender, "Split_Set": split}
     for n, (speaker, gender, split) in enumerate(
-        [("1", "Female", "Train")] * 4 + [("2", "Male", "Train")] * 4 + [("Unknown", "Male", "Train")] * 4
-        + [("3", "Female", "Development")] * 4 + [("Unknown", "Female", "Development")] * 4
-        + [("4", "Male", "Test1")] * 4 + [("Unknown", "Female", "Test1")] * 4)
+        [("1", "Female", "Train")] * 4
+        + [("2", "Male", "Train")] * 4
+        + [("Unknown", "Male", "Train")] * 4
+        + [("3", "Female", "Development")] * 4
+        + [("Unknown", "Female", "Development")] * 4
+        + [("4", "Male", "Test1")] * 4
+        + [("Unknown", "Female", "Test1")] * 4
+    )
 ]
 
 
@@ -127,13 +142,15 @@ def test_unknown_speakers_are_left_out_of_the_leakage_check_and_named_in_the_car
     with caplog.at_level(logging.WARNING, logger="gemo_clap_hf"):
         check_speaker_leakage(train, test)
     assert "12 utterances have no speaker" in caplog.text
-    data = prepare_data(DataArguments(dataset="msp_podcast", data_dir=str(data_dir), test_fold="Test1",
-                                      eval_fold="Development"), seed=0)
+    data = prepare_data(
+        DataArguments(dataset="msp_podcast", data_dir=str(data_dir), test_fold="Test1", eval_fold="Development"), seed=0
+    )
     assert (len(data.train), len(data.eval), len(data.test)) == (12, 8, 8)
     assert data.protocol == (
         "the corpus' fold 'Test1' held out for test; fold Development served as the validation set; "
         "speaker-independent, no known speaker is in both training and test (12 utterances have no speaker id and "
-        "could not be checked)")
+        "could not be checked)"
+    )
     # Speaker folds cannot place utterances of unknown speakers: refused, with the fix.
     with pytest.raises(ValueError, match=r"12 utterances have no known speaker.*Split_Set"):
         assign_speaker_folds(corpus, k=2)

@@ -6,9 +6,9 @@ import sys
 import textwrap
 
 import torch
+from tiny_models import random_clip
 
 from gemo_clap_hf import GEmoClapModel, GEmoClapProcessor
-from tiny_models import random_clip
 
 FRESH_PROCESS = textwrap.dedent(
     """
@@ -48,8 +48,14 @@ def test_trust_remote_code_without_the_package(tiny_checkpoint, tmp_path):
     config = json.loads((tiny_checkpoint / "config.json").read_text())
     assert config["auto_map"]["AutoModel"].endswith("GEmoClapModel")
     assert config["auto_map"]["AutoModelForAudioClassification"].endswith("GEmoClapForAudioClassification")
-    for code_file in ("configuration_gemo_clap.py", "modeling_gemo_clap.py", "loss_gemo_clap.py", "padding_gemo_clap.py",
-                      "feature_extraction_gemo_clap.py", "processing_gemo_clap.py"):
+    for code_file in (
+        "configuration_gemo_clap.py",
+        "modeling_gemo_clap.py",
+        "loss_gemo_clap.py",
+        "padding_gemo_clap.py",
+        "feature_extraction_gemo_clap.py",
+        "processing_gemo_clap.py",
+    ):
         assert (tiny_checkpoint / code_file).exists(), code_file
 
     clip = random_clip(1.1, seed=11)
@@ -60,13 +66,16 @@ def test_trust_remote_code_without_the_package(tiny_checkpoint, tmp_path):
     script.write_text(FRESH_PROCESS)
     completed = subprocess.run(
         [sys.executable, str(script), str(tiny_checkpoint), str(tmp_path / "clip.npy")],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")},
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report_line = [line for line in completed.stdout.splitlines() if line.startswith("REPORT ")]
     assert report_line, completed.stdout[-2000:] + completed.stderr[-2000:]
-    report = json.loads(report_line[-1][len("REPORT "):])
+    report = json.loads(report_line[-1][len("REPORT ") :])
     assert report["dual_class"] == "GEmoClapModel" and report["classifier_class"] == "GEmoClapForAudioClassification"
     assert report["module"].startswith("transformers_modules") and not report["package_loaded"]
     assert set(report["labels"]) == {"neutral", "happy", "sad", "angry"}

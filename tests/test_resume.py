@@ -15,11 +15,11 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_helpers import TRAIN_SCRIPT, describe, make_training_inputs, quick_flags, run_script, start_script
 from transformers import TrainerCallback
 
 from gemo_clap_hf.training import TrainingInputError, parse_arguments, resolve_checkpoint, run_training
 from gemo_clap_hf.training.checkpoints import checkpoint_problem, last_complete_checkpoint
-from training_helpers import TRAIN_SCRIPT, describe, make_training_inputs, quick_flags, run_script, start_script
 
 MAX_DURATION_S = 0.3  # shorter than the 0.6 s fixture clips, so every training clip is randomly cropped
 HELD_OUT_METRICS = ("eval_loss", "eval_uar", "eval_war", "eval_macro_f1")
@@ -45,8 +45,15 @@ def inputs(tmp_path_factory):
 def _flags(inputs, output_dir, **overrides):
     # 8 training clips / batch 4 = 2 steps per epoch: 6 steps cover 3 epochs, so the resumed run crosses epochs,
     # and checkpoint-3 falls in the middle of the second epoch.
-    return quick_flags(inputs, output_dir, max_steps="6", save_strategy="steps", save_steps="3",
-                       max_duration_s=str(MAX_DURATION_S), **overrides)
+    return quick_flags(
+        inputs,
+        output_dir,
+        max_steps="6",
+        save_strategy="steps",
+        save_steps="3",
+        max_duration_s=str(MAX_DURATION_S),
+        **overrides,
+    )
 
 
 def _arguments(inputs, output_dir, **overrides):
@@ -89,8 +96,10 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(inputs, uninterrupted, 
 
     _assert_same_weights(uninterrupted, interrupted)
     # Training did change the weights (the comparison is not between two untouched initialisations).
-    assert not torch.equal(_weights(interrupted / "checkpoint-3")["audio_projection.dense_in.weight"],
-                           _weights(interrupted)["audio_projection.dense_in.weight"])
+    assert not torch.equal(
+        _weights(interrupted / "checkpoint-3")["audio_projection.dense_in.weight"],
+        _weights(interrupted)["audio_projection.dense_in.weight"],
+    )
 
 
 def _wait_for(path, process, log, timeout: float = 240.0) -> None:
@@ -107,8 +116,9 @@ def _wait_for(path, process, log, timeout: float = 240.0) -> None:
 def _kill_after_checkpoint(argv, step: int, workdir):
     """Run the script until checkpoint-`step` is saved, then SIGKILL it (no chance to clean up or flush)."""
     ready, log = workdir / f"saved-{step}", workdir / "killed-run.log"
-    process = start_script(TRAIN_SCRIPT, argv, log=log, harness=True, GEMO_TEST_PAUSE_AFTER_SAVE=str(step),
-                           GEMO_TEST_READY_FILE=str(ready))
+    process = start_script(
+        TRAIN_SCRIPT, argv, log=log, harness=True, GEMO_TEST_PAUSE_AFTER_SAVE=str(step), GEMO_TEST_READY_FILE=str(ready)
+    )
     try:
         _wait_for(ready, process, log)
         os.kill(process.pid, signal.SIGKILL)
@@ -166,13 +176,19 @@ def _truncate(path) -> None:
 
 DAMAGE = {
     "no trainer state": (lambda folder: (folder / "trainer_state.json").unlink(), "has no trainer_state.json"),
-    "unreadable trainer state": (lambda folder: _truncate(folder / "trainer_state.json"),
-                                 "trainer_state.json is unreadable"),
-    "truncated weights": (lambda folder: _truncate(folder / "model.safetensors"),
-                          "model.safetensors is truncated or corrupt"),
+    "unreadable trainer state": (
+        lambda folder: _truncate(folder / "trainer_state.json"),
+        "trainer_state.json is unreadable",
+    ),
+    "truncated weights": (
+        lambda folder: _truncate(folder / "model.safetensors"),
+        "model.safetensors is truncated or corrupt",
+    ),
     "truncated optimizer": (lambda folder: _truncate(folder / "optimizer.pt"), "optimizer.pt is truncated or corrupt"),
-    "truncated rng state": (lambda folder: _truncate(folder / "rng_state.pth"),
-                            "rng_state.pth is truncated or corrupt"),
+    "truncated rng state": (
+        lambda folder: _truncate(folder / "rng_state.pth"),
+        "rng_state.pth is truncated or corrupt",
+    ),
 }
 
 
@@ -187,7 +203,12 @@ def run_copy(uninterrupted, tmp_path):
 
 def test_real_checkpoints_are_complete_and_the_last_one_is_resumed(run_copy):
     assert {path.name for path in (run_copy / "checkpoint-6").iterdir()} >= {
-        "trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
+        "trainer_state.json",
+        "model.safetensors",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state.pth",
+    }
     assert checkpoint_problem(run_copy / "checkpoint-3") is None
     assert checkpoint_problem(run_copy / "checkpoint-6") is None
     (run_copy / "checkpoint-10-tmp").mkdir()  # not a checkpoint name: ignored
@@ -214,8 +235,9 @@ def test_only_incomplete_checkpoints_start_from_scratch(run_copy, caplog):
 
 def test_an_explicit_incomplete_checkpoint_is_refused_with_the_reason(run_copy):
     _truncate(run_copy / "checkpoint-6" / "model.safetensors")
-    args = parse_arguments(["--output_dir", str(run_copy.parent / "out"),
-                            "--resume_from_checkpoint", str(run_copy / "checkpoint-6")])[2]
+    args = parse_arguments(
+        ["--output_dir", str(run_copy.parent / "out"), "--resume_from_checkpoint", str(run_copy / "checkpoint-6")]
+    )[2]
     with pytest.raises(TrainingInputError, match="not a complete Trainer checkpoint: its model.safetensors is trunc"):
         resolve_checkpoint(args)
 

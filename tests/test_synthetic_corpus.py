@@ -33,8 +33,9 @@ LABEL_LINE = re.compile(r"^\[([\d.]+) - ([\d.]+)\]\t(\S+)\t(\w+)\t\[[\d., ]+\]$"
 
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory) -> Path:
-    return generate_corpus(tmp_path_factory.mktemp("synthetic"), seed=0, utterances_per_speaker=PER_SPEAKER,
-                           progress=False)
+    return generate_corpus(
+        tmp_path_factory.mktemp("synthetic"), seed=0, utterances_per_speaker=PER_SPEAKER, progress=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +87,10 @@ def best_threshold_accuracy(values: np.ndarray, positive: np.ndarray) -> float:
 
 
 def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
-    first, again, other = (generate_corpus(tmp_path / name, seed=seed, utterances_per_speaker=4, progress=False)
-                           for name, seed in (("a", 0), ("b", 0), ("c", 1)))
+    first, again, other = (
+        generate_corpus(tmp_path / name, seed=seed, utterances_per_speaker=4, progress=False)
+        for name, seed in (("a", 0), ("b", 0), ("c", 1))
+    )
     reference = tree_bytes(first)
     assert any(name.endswith(".wav") for name in reference)
     assert tree_bytes(again) == reference
@@ -124,8 +127,9 @@ def test_writes_the_iemocap_layout(corpus_dir):
     label_file = next(release.glob("Session1/dialog/EmoEvaluation/*.txt"))
     text = label_file.read_text()
     assert text.startswith("% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n")
-    assert re.search(r"^C-E1:\t\w+;\t\(\)$", text, re.M) and re.search(r"^A-E1:\tval \d; act \d; dom  \d;\t\(\)$",
-                                                                        text, re.M)
+    assert re.search(r"^C-E1:\t\w+;\t\(\)$", text, re.M) and re.search(
+        r"^A-E1:\tval \d; act \d; dom  \d;\t\(\)$", text, re.M
+    )
     for session, uid, _, start, end in label_lines(release):
         dialog = uid.rsplit("_", 1)[0]
         assert re.fullmatch(rf"Ses0{session}[FM]_(impro\d\d|script\d\d_\d)_[FM]\d{{3}}", uid)
@@ -136,7 +140,7 @@ def test_writes_the_iemocap_layout(corpus_dir):
 
 def test_both_speakers_appear_in_every_dialog(corpus_dir):
     speakers = {}
-    for session, uid, *_ in label_lines(corpus_dir / RELEASE_DIR):
+    for _session, uid, *_ in label_lines(corpus_dir / RELEASE_DIR):
         dialog, turn = uid.rsplit("_", 1)
         speakers.setdefault(dialog, set()).add(turn[0])
     assert speakers and all(found == {"F", "M"} for found in speakers.values())
@@ -145,8 +149,9 @@ def test_both_speakers_appear_in_every_dialog(corpus_dir):
 def test_reader_sees_the_intended_counts_genders_folds_and_shares(corpus_dir, dataset):
     assert len(dataset) == 5 * 2 * PER_SPEAKER
     assert Counter(dataset["fold"]) == {str(n): 2 * PER_SPEAKER for n in range(1, 6)}
-    assert (dataset["gender"] == dataset["id"].str.rsplit("_", n=1).str[1].str[0].map({"F": "female",
-                                                                                         "M": "male"})).all()
+    assert (
+        dataset["gender"] == dataset["id"].str.rsplit("_", n=1).str[1].str[0].map({"F": "female", "M": "male"})
+    ).all()
     assert dataset.groupby(["fold", "gender"]).size().eq(PER_SPEAKER).all()
     shares = dataset["emotion"].value_counts(normalize=True)
     iemocap_counts = CORPORA["iemocap"].class_counts

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from corpus_fixtures import make_iemocap_tree
+from tiny_models import tiny_config, tiny_processor
 from transformers import TrainingArguments
 
-from corpus_fixtures import make_iemocap_tree
 from gemo_clap_hf import GEmoClapDataCollator, GEmoClapModel, GEmoClapTrainer
 from gemo_clap_hf.data import load_corpus, split_by_fold
-from tiny_models import tiny_config, tiny_processor
 
 MAX_LOG_SCALE = math.log(100.0)
 
@@ -29,8 +29,18 @@ def processor(tmp_path_factory):
 
 
 def _args(tmp_path, **overrides) -> TrainingArguments:
-    settings = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, per_device_eval_batch_size=4, max_steps=1,
-                    learning_rate=1e-3, report_to=[], save_strategy="no", use_cpu=True, seed=0, disable_tqdm=True)
+    settings = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        max_steps=1,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
     return TrainingArguments(**{**settings, **overrides})
 
 
@@ -44,11 +54,16 @@ def test_trainer_trains_and_evaluates_with_ser_metrics(corpus, processor, tmp_pa
     model = _model(loss_type=loss_type)
     config = model.config
     train, test = split_by_fold(corpus, "2")
-    args = _args(tmp_path, max_steps=3, logging_steps=1, train_sampling_strategy="group_by_length",
-                 length_column_name="length")
+    args = _args(
+        tmp_path, max_steps=3, logging_steps=1, train_sampling_strategy="group_by_length", length_column_name="length"
+    )
     trainer = GEmoClapTrainer(
-        model=model, args=args, train_dataset=train, eval_dataset=test,
-        data_collator=GEmoClapDataCollator(processor, config, max_duration_s=0.3), processing_class=processor,
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=test,
+        data_collator=GEmoClapDataCollator(processor, config, max_duration_s=0.3),
+        processing_class=processor,
     )
     before = model.audio_projection.dense_in.weight.detach().clone()
     trainer.train()
@@ -76,8 +91,9 @@ def test_collator_built_from_the_processor_alone_takes_the_trainers_model_config
     """DESIGN's `GEmoClapDataCollator(processor)`: the Trainer supplies the label sets of the model it trains."""
     model = _model(loss_type="ml", emotion_labels=("angry", "sad", "happy", "neutral"))
     collator = GEmoClapDataCollator(processor)
-    trainer = GEmoClapTrainer(model=model, args=_args(tmp_path), train_dataset=corpus, data_collator=collator,
-                              processing_class=processor)
+    trainer = GEmoClapTrainer(
+        model=model, args=_args(tmp_path), train_dataset=corpus, data_collator=collator, processing_class=processor
+    )
     assert collator.config is model.config
     batch = collator([corpus[i] for i in range(4)])
     assert batch["emotion_labels"].tolist() == [model.config.label2id[corpus[i]["emotion"]] for i in range(4)]
@@ -88,8 +104,9 @@ def test_evaluate_without_processing_class_takes_the_prompts_from_the_collators_
     """Issue 9.4: `evaluate()` crashed when only `data_collator=GEmoClapDataCollator(processor)` was given."""
     model = _model(loss_type="sl")
     assert not model.has_prompts
-    trainer = GEmoClapTrainer(model=model, args=_args(tmp_path), eval_dataset=corpus,
-                              data_collator=GEmoClapDataCollator(processor))
+    trainer = GEmoClapTrainer(
+        model=model, args=_args(tmp_path), eval_dataset=corpus, data_collator=GEmoClapDataCollator(processor)
+    )
     assert model.has_prompts
     metrics = trainer.evaluate()
     assert np.isfinite(metrics["eval_loss"]) and 0.0 <= metrics["eval_uar"] <= 1.0
@@ -111,8 +128,9 @@ def test_no_tokenizer_anywhere_is_a_clear_error(corpus, processor, tmp_path):
 
 def test_temperatures_are_not_weight_decayed(corpus, processor, tmp_path):
     model = _model()
-    trainer = GEmoClapTrainer(model=model, args=_args(tmp_path, weight_decay=0.1), train_dataset=corpus,
-                              processing_class=processor)
+    trainer = GEmoClapTrainer(
+        model=model, args=_args(tmp_path, weight_decay=0.1), train_dataset=corpus, processing_class=processor
+    )
     optimizer = trainer.create_optimizer()
     by_id = {id(p): name for name, p in model.named_parameters()}
     decayed = {by_id[id(p)] for group in optimizer.param_groups if group["weight_decay"] > 0 for p in group["params"]}

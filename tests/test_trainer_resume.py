@@ -9,11 +9,11 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from corpus_fixtures import write_wav
+from tiny_models import tiny_config, tiny_processor
 from transformers import TrainerCallback, TrainingArguments
 
-from corpus_fixtures import write_wav
 from gemo_clap_hf import GEmoClapDataCollator, GEmoClapModel, GEmoClapTrainer
-from tiny_models import tiny_config, tiny_processor
 
 EMOTIONS = ("neutral", "happy", "sad", "angry")
 
@@ -52,15 +52,30 @@ def processor(tmp_path_factory):
 def _train(dataset, processor, output_dir, stop_at=None, resume=None) -> GEmoClapModel:
     # 12 clips / batch 4 = 3 steps per epoch; 7 steps cross into the third epoch, checkpoint-4 is mid-epoch 2.
     args = TrainingArguments(
-        output_dir=str(output_dir), per_device_train_batch_size=4, max_steps=7, learning_rate=1e-3, save_steps=4,
-        save_strategy="steps", logging_steps=1, report_to=[], use_cpu=True, seed=5, disable_tqdm=True,
-        train_sampling_strategy="group_by_length", length_column_name="length",
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        max_steps=7,
+        learning_rate=1e-3,
+        save_steps=4,
+        save_strategy="steps",
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        seed=5,
+        disable_tqdm=True,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
     )
     torch.manual_seed(0)
     model = GEmoClapModel(tiny_config(loss_type="sl"))
-    trainer = GEmoClapTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                              data_collator=GEmoClapDataCollator(processor, max_duration_s=0.5, seed=5),
-                              callbacks=[StopAfterStep(stop_at)] if stop_at else None)
+    trainer = GEmoClapTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        data_collator=GEmoClapDataCollator(processor, max_duration_s=0.5, seed=5),
+        callbacks=[StopAfterStep(stop_at)] if stop_at else None,
+    )
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()
     return model

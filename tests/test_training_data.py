@@ -21,8 +21,14 @@ from gemo_clap_hf.training.arguments import DataArguments
 
 def _row(number: int, speaker: str, fold: str, emotion: str = "", **extra) -> dict:
     emotions = ("neutral", "happy", "sad", "angry")
-    return {"path": f"clips/{number}.wav", "emotion": emotion or emotions[number % 4],
-            "gender": "female" if speaker.endswith("f") else "male", "speaker": speaker, "fold": fold, **extra}
+    return {
+        "path": f"clips/{number}.wav",
+        "emotion": emotion or emotions[number % 4],
+        "gender": "female" if speaker.endswith("f") else "male",
+        "speaker": speaker,
+        "fold": fold,
+        **extra,
+    }
 
 
 def _corpus(speakers_by_fold: dict[str, list[str]], per_speaker: int = 4) -> list[dict]:
@@ -55,8 +61,10 @@ def test_a_speaker_in_two_folds_stops_the_run(tmp_path):
 
 
 def test_rows_without_a_speaker_are_warned_about(tmp_path, caplog):
-    rows = [{key: value for key, value in row.items() if key != "speaker"}
-            for row in _corpus({"1": ["s1f", "s2m"], "2": ["s3f"]})]
+    rows = [
+        {key: value for key, value in row.items() if key != "speaker"}
+        for row in _corpus({"1": ["s1f", "s2m"], "2": ["s3f"]})
+    ]
     with caplog.at_level(logging.WARNING, logger="gemo_clap_hf"):
         data = _prepare(make_manifest(tmp_path / "manifest.csv", rows), test_fold="2")
     assert len(data.train) == 8 and len(data.eval) == 4
@@ -64,10 +72,16 @@ def test_rows_without_a_speaker_are_warned_about(tmp_path, caplog):
     assert "add a `speaker` column" in caplog.text
 
 
-@pytest.mark.parametrize("repeat, message", [
-    ("id", r"1 utterance ids occur more than once, e\.g\. 'u0' \(.*clips/0\.wav, .*clips/1\.wav\).*distinct ids"),
-    ("file", r"1 audio files are listed more than once, e\.g\. '.*clips/0\.wav' \('clips/0\.wav', '\./clips/0\.wav'\)"),
-])
+@pytest.mark.parametrize(
+    "repeat, message",
+    [
+        ("id", r"1 utterance ids occur more than once, e\.g\. 'u0' \(.*clips/0\.wav, .*clips/1\.wav\).*distinct ids"),
+        (
+            "file",
+            r"1 audio files are listed more than once, e\.g\. '.*clips/0\.wav' \('clips/0\.wav', '\./clips/0\.wav'\)",
+        ),
+    ],
+)
 def test_repeated_rows_stop_the_run(tmp_path, repeat, message):
     rows = _corpus({"1": ["s1f"], "2": ["s2m"]})
     make_manifest(tmp_path / "manifest.csv", rows)  # writes the clips
@@ -102,8 +116,12 @@ def test_a_label_only_in_the_held_out_fold_is_warned_about(tmp_path, caplog):
 
 
 def test_a_label_under_one_percent_of_the_corpus_is_warned_about(tmp_path, caplog):
-    utterances = [Utterance(id=str(n), path=tmp_path / f"{n}.wav", label="sad" if n % 2 else "angry", gender="female",
-                            speaker="s") for n in range(199)]
+    utterances = [
+        Utterance(
+            id=str(n), path=tmp_path / f"{n}.wav", label="sad" if n % 2 else "angry", gender="female", speaker="s"
+        )
+        for n in range(199)
+    ]
     utterances.append(Utterance(id="typo", path=tmp_path / "typo.wav", label="angy", gender="male", speaker="s"))
     with caplog.at_level(logging.WARNING, logger="gemo_clap_hf"):
         kept = apply_label_map(utterances, "manifest", None, None)

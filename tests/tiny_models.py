@@ -36,8 +36,9 @@ def tiny_text_config(model_type: str = "roberta", vocab_size: int = 400, **overr
     return text_tower_config(model_type, "tiny", vocab_size=vocab_size, **overrides)
 
 
-def save_tiny_towers(folder: Path, audio_preset: str = "wavlm-base-plus", text_preset: str = "roberta-base",
-                     seed: int = 0) -> tuple[Path, Path]:
+def save_tiny_towers(
+    folder: Path, audio_preset: str = "wavlm-base-plus", text_preset: str = "roberta-base", seed: int = 0
+) -> tuple[Path, Path]:
     """Tiny pre-trained-style tower folders (`folder/audio`, `folder/text` with pooler and tokenizer)."""
     return save_random_towers(folder, audio_preset, text_preset, size="tiny", seed=seed)
 
@@ -53,7 +54,9 @@ def make_bert_tokenizer(folder: Path):
 def tiny_config(audio_type: str = "wavlm", text_type: str = "roberta", **kwargs) -> GEmoClapConfig:
     kwargs.setdefault("projection_dim", 16)
     return GEmoClapConfig(
-        audio_config=tiny_audio_config(audio_type).to_dict(), text_config=tiny_text_config(text_type).to_dict(), **kwargs
+        audio_config=tiny_audio_config(audio_type).to_dict(),
+        text_config=tiny_text_config(text_type).to_dict(),
+        **kwargs,
     )
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from corpus_fixtures import make_iemocap_tree
+
 from gemo_clap_hf.apps.random_towers import save_random_towers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -16,7 +17,9 @@ CV_SCRIPT = REPO / "training_scripts" / "cross_validate.py"
 HARNESS = REPO / "tests" / "script_harness.py"
 
 
-def make_training_inputs(root: Path, sessions=(1, 2), seconds: float = 0.6, audio_overrides: dict | None = None) -> dict:
+def make_training_inputs(
+    root: Path, sessions=(1, 2), seconds: float = 0.6, audio_overrides: dict | None = None
+) -> dict:
     """Tiny random towers and an IEMOCAP-layout corpus (2 speakers × 4 utterances per session) under `root`."""
     audio, text = save_random_towers(Path(root) / "towers", size="tiny", audio_overrides=audio_overrides)
     corpus = make_iemocap_tree(Path(root) / "corpus", sessions=sessions, utterances_per_speaker=4, seconds=seconds)
@@ -26,11 +29,24 @@ def make_training_inputs(root: Path, sessions=(1, 2), seconds: float = 0.6, audi
 def quick_flags(inputs: dict, output_dir, **overrides) -> list[str]:
     """The flags of a few-step CPU run; `overrides` replace or add flags (value None drops one)."""
     flags = {
-        "dataset": "iemocap", "data_dir": inputs["corpus"], "audio_encoder": inputs["audio"],
-        "text_encoder": inputs["text"], "test_fold": "2", "output_dir": str(output_dir), "projection_dim": "16",
-        "max_steps": "2", "per_device_train_batch_size": "4", "per_device_eval_batch_size": "4",
-        "max_duration_s": "0.5", "learning_rate": "1e-3", "report_to": "none", "save_strategy": "no",
-        "logging_steps": "1", "use_cpu": True, "seed": "0", "disable_tqdm": "True",
+        "dataset": "iemocap",
+        "data_dir": inputs["corpus"],
+        "audio_encoder": inputs["audio"],
+        "text_encoder": inputs["text"],
+        "test_fold": "2",
+        "output_dir": str(output_dir),
+        "projection_dim": "16",
+        "max_steps": "2",
+        "per_device_train_batch_size": "4",
+        "per_device_eval_batch_size": "4",
+        "max_duration_s": "0.5",
+        "learning_rate": "1e-3",
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": "1",
+        "use_cpu": True,
+        "seed": "0",
+        "disable_tqdm": "True",
     }
     flags.update(overrides)
     argv = []
@@ -42,14 +58,20 @@ def quick_flags(inputs: dict, output_dir, **overrides) -> list[str]:
 
 
 def script_env(**extra) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    )
     env.update(extra)
     return env
 
 
-def start_script(script: Path, argv: list[str], log: Path | None = None, harness: bool = False,
-                 **env) -> subprocess.Popen:
+def start_script(
+    script: Path, argv: list[str], log: Path | None = None, harness: bool = False, **env
+) -> subprocess.Popen:
     """Start a script as a user runs it, or through `script_harness.py` (its test hooks set by `env`).
 
     stdout and stderr are captured, or both written to `log` (for runs that are killed rather than awaited, whose
@@ -57,14 +79,16 @@ def start_script(script: Path, argv: list[str], log: Path | None = None, harness
     """
     command = [sys.executable, *([str(HARNESS)] if harness else []), str(script), *argv]
     if log is None:
-        return subprocess.Popen(command, cwd=REPO, env=script_env(**env), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            command, cwd=REPO, env=script_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     with open(log, "w") as handle:
         return subprocess.Popen(command, cwd=REPO, env=script_env(**env), stdout=handle, stderr=subprocess.STDOUT)
 
 
-def run_script(script: Path, argv: list[str], timeout: float = 300, harness: bool = False,
-               **env) -> subprocess.CompletedProcess:
+def run_script(
+    script: Path, argv: list[str], timeout: float = 300, harness: bool = False, **env
+) -> subprocess.CompletedProcess:
     process = start_script(script, argv, harness=harness, **env)
     stdout, stderr = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

@@ -26,18 +26,27 @@ from pathlib import Path
 
 import torch
 
-from gemo_clap_hf.data.synthetic import generate_corpus
 from gemo_clap_hf.apps.demo import DemoSettings, data_arguments, model_arguments, training_arguments
+from gemo_clap_hf.data.synthetic import generate_corpus
 from gemo_clap_hf.training import run_cross_validation
 from gemo_clap_hf.training.cross_validation import RESULTS_JSON
 from gemo_clap_hf.training.outputs import held_out_prefix
+
+SCRIPT_PATH = "training_scripts/compare_variants.py"
 
 VARIANTS = {"emo": "Emo-CLAP", "sl": "SL-GEmo-CLAP", "ml": "ML-GEmo-CLAP"}
 GENDERS = ("female", "male")
 COLLAPSED_UAR = 0.30  # chance is 0.25 on 4 classes
 # The budget of the learning test (tests/test_demo_learning.py), which reaches a held-out UAR of about 0.75 with SL.
-BUDGET = DemoSettings(utterances_per_speaker=40, tower_size="small", projection_dim=16, learning_rate=1e-3,
-                      num_train_epochs=8, batch_size=16, max_duration_s=1.0)
+BUDGET = DemoSettings(
+    utterances_per_speaker=40,
+    tower_size="small",
+    projection_dim=16,
+    learning_rate=1e-3,
+    num_train_epochs=8,
+    batch_size=16,
+    max_duration_s=1.0,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,9 +80,14 @@ def fold_metrics(run_dir: Path) -> list[dict]:
     for fold in json.loads((run_dir / RESULTS_JSON).read_text())["folds"]:
         metrics = json.loads((run_dir / f"fold_{fold['fold']}" / "all_results.json").read_text())
         prefix = held_out_prefix(metrics)
-        folds.append({"uar": metrics[f"{prefix}_uar"], "war": metrics[f"{prefix}_war"],
-                      **{g: metrics[f"{prefix}_uar_{g}"] for g in GENDERS},
-                      "train_runtime": metrics.get("train_runtime", 0.0)})
+        folds.append(
+            {
+                "uar": metrics[f"{prefix}_uar"],
+                "war": metrics[f"{prefix}_war"],
+                **{g: metrics[f"{prefix}_uar_{g}"] for g in GENDERS},
+                "train_runtime": metrics.get("train_runtime", 0.0),
+            }
+        )
     return folds
 
 
@@ -96,8 +110,10 @@ def summarize(runs: dict[int, list[dict]]) -> dict:
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
-    return (f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} CPU cores, Python "
-            f"{platform.python_version()}, torch {torch.__version__}, no GPU")
+    return (
+        f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} CPU cores, Python "
+        f"{platform.python_version()}, torch {torch.__version__}, no GPU"
+    )
 
 
 def _percent_or_dash(value: float) -> str:
@@ -107,37 +123,45 @@ def _percent_or_dash(value: float) -> str:
 def format_results(summaries: dict[str, dict], args: argparse.Namespace, settings: DemoSettings) -> str:
     pct = lambda pair: f"{100 * pair[0]:.1f} ± {100 * pair[1]:.1f}"  # noqa: E731
     lines = [
-        "# Emo-CLAP vs SL-GEmo-CLAP vs ML-GEmo-CLAP on the synthetic corpus", "",
+        "# Emo-CLAP vs SL-GEmo-CLAP vs ML-GEmo-CLAP on the synthetic corpus",
+        "",
         f"Leave-one-session-out (5 folds) on the embedded synthetic corpus ({settings.utterances_per_speaker} "
         f"utterances per speaker, 10 speakers), seeds {', '.join(map(str, args.seeds))}. Figures in %: mean over "
         "seeds of the 5-fold mean ± standard deviation across seeds; UAR per gender is the UAR within each gender's "
         "held-out clips. A fold run is counted as collapsed when its UAR is below "
-        f"{100 * COLLAPSED_UAR:.0f} % (chance is 25 %).", "",
+        f"{100 * COLLAPSED_UAR:.0f} % (chance is 25 %).",
+        "",
         "| variant | UAR | WAR | UAR female | UAR male | UAR per seed | collapsed fold runs | UAR of the others |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for loss_type, summary in summaries.items():
         seeds = ", ".join(f"{100 * value:.1f}" for value in summary["uar_per_seed"])
-        lines.append(f"| {VARIANTS[loss_type]} (`{loss_type}`) | {pct(summary['uar'])} | {pct(summary['war'])} | "
-                     f"{pct(summary['female'])} | {pct(summary['male'])} | {seeds} | "
-                     f"{summary['collapsed']} of {summary['fold_runs']} | {_percent_or_dash(summary['uar_not_collapsed'])} |")
+        lines.append(
+            f"| {VARIANTS[loss_type]} (`{loss_type}`) | {pct(summary['uar'])} | {pct(summary['war'])} | "
+            f"{pct(summary['female'])} | {pct(summary['male'])} | {seeds} | "
+            f"{summary['collapsed']} of {summary['fold_runs']} | {_percent_or_dash(summary['uar_not_collapsed'])} |"
+        )
     lines += [
-        "", "Same budget for every variant: small random-initialised WavLM + RoBERTa towers (hidden size 96, 2 layers; "
+        "",
+        "Same budget for every variant: small random-initialised WavLM + RoBERTa towers (hidden size 96, 2 layers; "
         f"the same initial weights per seed), projection dim {settings.projection_dim}, learning rate "
         f"{settings.learning_rate}, {settings.num_train_epochs:g} epoch(s) of batch {settings.batch_size}, training "
         f"clips randomly cropped to {settings.max_duration_s:g} s, alpha_e 0.9 (SL and ML), target normalisation "
-        "`sum`, prompt template `{}`.", "",
-        f"Command: `{' '.join(shlex.quote(a) for a in ['python', 'training_scripts/compare_variants.py', *sys.argv[1:]])}`",
+        "`sum`, prompt template `{}`.",
+        "",
+        f"Command: `{' '.join(shlex.quote(a) for a in ['python', SCRIPT_PATH, *sys.argv[1:]])}`",
         f"Machine: {machine()}; {sum(s['train_minutes'] for s in summaries.values()):.0f} min of training in all "
-        "(the Trainer's train_runtime summed over every fold run).", "",
+        "(the Trainer's train_runtime summed over every fold run).",
+        "",
     ]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    settings = dataclasses.replace(BUDGET, utterances_per_speaker=args.utterances_per_speaker,
-                                   num_train_epochs=args.epochs)
+    settings = dataclasses.replace(
+        BUDGET, utterances_per_speaker=args.utterances_per_speaker, num_train_epochs=args.epochs
+    )
     output_dir = Path(args.output_dir)
     corpus_dir = generate_corpus(output_dir / "corpus", utterances_per_speaker=settings.utterances_per_speaker)
     summaries = {}
@@ -146,8 +170,11 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             run_dir = cross_validate(settings, corpus_dir, output_dir / f"{loss_type}_seed{seed}", loss_type, seed)
             runs[seed] = fold_metrics(run_dir)
-            print(f"{VARIANTS[loss_type]} seed {seed}: UAR per fold "
-                  f"{[round(100 * fold['uar'], 1) for fold in runs[seed]]}", flush=True)
+            print(
+                f"{VARIANTS[loss_type]} seed {seed}: UAR per fold "
+                f"{[round(100 * fold['uar'], 1) for fold in runs[seed]]}",
+                flush=True,
+            )
         summaries[loss_type] = summarize(runs)
     table = format_results(summaries, args, settings)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)

@@ -58,8 +58,17 @@ MIN_CLIP_SAMPLES = 1600  # 0.1 s: above the towers' receptive field (400 samples
 # Speech-tower presets (apps/random_towers.py) per `--size`; the text tower is RoBERTa base for every size.
 AUDIO_PRESETS = {"tiny": "wavlm-base-plus", "base": "wavlm-base-plus", "large": "wavlm-large"}
 SMALL_BATCH = {"full": (4, 3.0), "quick": (2, 0.5)}
-FIGURES = ("padding", "inference", "text_rows", "train_step", "train_step_varied", "syncs", "memory", "end_to_end",
-           "bulk_inference")
+FIGURES = (
+    "padding",
+    "inference",
+    "text_rows",
+    "train_step",
+    "train_step_varied",
+    "syncs",
+    "memory",
+    "end_to_end",
+    "bulk_inference",
+)
 
 
 @dataclass(frozen=True)
@@ -90,8 +99,12 @@ class Settings:
 def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(prog="gemo-clap bench", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="'cpu' (default) or 'cuda' / 'cuda:N'")
-    parser.add_argument("--size", choices=("base", "large"), default="base",
-                        help="speech tower: WavLM base-plus (default) or WavLM large shapes; text tower: RoBERTa base")
+    parser.add_argument(
+        "--size",
+        choices=("base", "large"),
+        default="base",
+        help="speech tower: WavLM base-plus (default) or WavLM large shapes; text tower: RoBERTa base",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny towers, tiny batch, 1 repeat: a smoke test")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides (CUDA only)")
     parser.add_argument("--repeats", type=int, help="timed repeats per figure (default 5; 1 with --quick)")
@@ -99,16 +112,24 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--memory_repeats", type=int, help="training steps per memory figure (default 2)")
     parser.add_argument("--batch_size", type=int, help="clips in the timed batches (default 8)")
     parser.add_argument("--clip_seconds", type=float, help="length of every clip of the equal-length batch (default 4)")
-    parser.add_argument("--figures", default=",".join(FIGURES),
-                        help=f"comma-separated figures to measure (default all): {','.join(FIGURES)}")
-    parser.add_argument("--end_to_end_steps", type=int,
-                        help="timed Trainer steps per side, after 1 warm-up (default 4)")
+    parser.add_argument(
+        "--figures",
+        default=",".join(FIGURES),
+        help=f"comma-separated figures to measure (default all): {','.join(FIGURES)}",
+    )
+    parser.add_argument(
+        "--end_to_end_steps", type=int, help="timed Trainer steps per side, after 1 warm-up (default 4)"
+    )
     parser.add_argument("--end_to_end_batch_size", type=int, help="Trainer batch size (default: --batch_size)")
-    parser.add_argument("--end_to_end_repeats", type=int, default=1,
-                        help="Trainer runs per side, alternating A B, B A, ... (default 1)")
+    parser.add_argument(
+        "--end_to_end_repeats", type=int, default=1, help="Trainer runs per side, alternating A B, B A, ... (default 1)"
+    )
     parser.add_argument("--dataloader_num_workers", type=int, default=0, help="Trainer DataLoader workers (default 0)")
-    parser.add_argument("--train_feature_encoder", action="store_true",
-                        help="train the CNN feature encoder on both sides (default: frozen, as the scripts do)")
+    parser.add_argument(
+        "--train_feature_encoder",
+        action="store_true",
+        help="train the CNN feature encoder on both sides (default: frozen, as the scripts do)",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -142,8 +163,15 @@ def parse_args(argv: list[str] | None) -> Settings:
         dataloader_num_workers=args.dataloader_num_workers,
         train_feature_encoder=args.train_feature_encoder,
     )
-    numbers = (settings.batch_size, settings.repeats, settings.memory_repeats, settings.varied_repeats,
-               settings.end_to_end_steps, settings.end_to_end_batch_size, settings.end_to_end_repeats)
+    numbers = (
+        settings.batch_size,
+        settings.repeats,
+        settings.memory_repeats,
+        settings.varied_repeats,
+        settings.end_to_end_steps,
+        settings.end_to_end_batch_size,
+        settings.end_to_end_repeats,
+    )
     if min(numbers) < 1:
         parser.error("batch sizes, repeats and steps must be at least 1.")
     return settings
@@ -218,9 +246,10 @@ def _reset_peak_rss() -> bool:
 
 
 def _peak_rss_bytes() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     raise OSError("no VmHWM in /proc/self/status")
 
 
@@ -324,8 +353,12 @@ def make_batch(settings: Settings, lengths: list[int], seed: int) -> dict:
         audio[row, :length] = torch.from_numpy(generator.standard_normal(length, dtype=np.float32) * 0.1)
         mask[row, :length] = 1
     emotions, genders = draw_labels(len(lengths), generator)
-    batch = {"input_values": audio, "audio_attention_mask": mask, "emotion_labels": torch.from_numpy(emotions),
-             "gender_labels": torch.from_numpy(genders)}
+    batch = {
+        "input_values": audio,
+        "audio_attention_mask": mask,
+        "emotion_labels": torch.from_numpy(emotions),
+        "gender_labels": torch.from_numpy(genders),
+    }
     return {name: value.to(settings.device) for name, value in batch.items()}
 
 
@@ -343,15 +376,21 @@ def varied_lengths(batch_size: int, seed: int, scale: float = 1.0) -> list[int]:
 
 def describe_batch(batch: dict) -> dict:
     lengths = batch["audio_attention_mask"].sum(-1).cpu()
-    return {"clips": len(lengths), "padded_s": round(batch["input_values"].shape[1] / SAMPLING_RATE, 2),
-            "mean_s": round(float(lengths.float().mean()) / SAMPLING_RATE, 2),
-            "fill": round(float(lengths.sum()) / batch["audio_attention_mask"].numel(), 3)}
+    return {
+        "clips": len(lengths),
+        "padded_s": round(batch["input_values"].shape[1] / SAMPLING_RATE, 2),
+        "mean_s": round(float(lengths.float().mean()) / SAMPLING_RATE, 2),
+        "fill": round(float(lengths.sum()) / batch["audio_attention_mask"].numel(), 3),
+    }
 
 
 def audio_only(batch: dict) -> dict:
     """The same batch in `WavLMForSequenceClassification`'s argument names."""
-    return {"input_values": batch["input_values"], "attention_mask": batch["audio_attention_mask"],
-            "labels": batch["emotion_labels"]}
+    return {
+        "input_values": batch["input_values"],
+        "attention_mask": batch["audio_attention_mask"],
+        "labels": batch["emotion_labels"],
+    }
 
 
 def make_optimizer(model) -> torch.optim.Optimizer:
@@ -412,8 +451,13 @@ def loss_type(gemo_clap, name: str):
 def _ratio_figure(times: dict[str, list[float]], numerator: str, denominator: str, target: str) -> dict:
     medians = {f"{name}_s": statistics.median(values) for name, values in times.items()}
     ratio = medians[f"{numerator}_s"] / medians[f"{denominator}_s"]
-    return {"ratio": round(ratio, 4), **{k: round(v, 4) for k, v in medians.items()},
-            "target_max": TARGETS[target], "met": ratio <= TARGETS[target], "repeats": len(times[numerator])}
+    return {
+        "ratio": round(ratio, 4),
+        **{k: round(v, 4) for k, v in medians.items()},
+        "target_max": TARGETS[target],
+        "met": ratio <= TARGETS[target],
+        "repeats": len(times[numerator]),
+    }
 
 
 def measure_inference_overhead(settings: Settings, classifier, batch: dict, warmup: dict, repeats: int) -> dict:
@@ -433,16 +477,27 @@ def measure_inference_overhead(settings: Settings, classifier, batch: dict, warm
     with torch.no_grad():
         # Warm-up: a short batch, then the timed batch itself, untimed, so both sides start with grown buffers.
         for data in (warmup, batch):
-            interleaved_times({name: lambda call=call, d=data: call(d) for name, call in calls.items()}, 1,
-                              settings.device)
-        times = interleaved_times({name: lambda call=call: call(batch) for name, call in calls.items()}, repeats,
-                                  settings.device)
-    return {**_ratio_figure(times, "gemo_clap_classifier", "audio_tower", "inference_overhead"),
-            "batch": describe_batch(batch)}
+            interleaved_times(
+                {name: lambda call=call, d=data: call(d) for name, call in calls.items()}, 1, settings.device
+            )
+        times = interleaved_times(
+            {name: lambda call=call: call(batch) for name, call in calls.items()}, repeats, settings.device
+        )
+    return {
+        **_ratio_figure(times, "gemo_clap_classifier", "audio_tower", "inference_overhead"),
+        "batch": describe_batch(batch),
+    }
 
 
-def measure_train_step_overhead(settings: Settings, models: dict, optimizers: dict, batch: dict, warmup: dict,
-                                repeats: int, with_trained_embeddings: bool = True) -> dict:
+def measure_train_step_overhead(
+    settings: Settings,
+    models: dict,
+    optimizers: dict,
+    batch: dict,
+    warmup: dict,
+    repeats: int,
+    with_trained_embeddings: bool = True,
+) -> dict:
     """One SL-GEmo-CLAP step ÷ one WavLMForSequenceClassification step on the same audio (fused AdamW both).
 
     `models` / `optimizers` hold "sl_gemo_clap" and "wavlm_classifier". GEmo-CLAP runs with the text tower's word
@@ -458,8 +513,11 @@ def measure_train_step_overhead(settings: Settings, models: dict, optimizers: di
         for name, (model, trained) in sides.items():
             inputs = audio_only(data) if trained is None else {**data, "return_loss": True}
             optimizer = optimizers["wavlm_classifier" if trained is None else "sl_gemo_clap"]
-            context = nullcontext if trained is None else (lambda trained=trained: text_embeddings_trained(gemo_clap,
-                                                                                                           trained))
+            context = (
+                nullcontext
+                if trained is None
+                else (lambda trained=trained: text_embeddings_trained(gemo_clap, trained))
+            )
 
             def call(model=model, optimizer=optimizer, inputs=inputs, context=context):
                 with context():
@@ -473,14 +531,21 @@ def measure_train_step_overhead(settings: Settings, models: dict, optimizers: di
     # Warm-up on short clips: allocates gradients and AdamW state without a full-length step's cost.
     interleaved_times(steps_on(warmup), 1, settings.device)
     times = interleaved_times(steps_on(batch), repeats, settings.device)
-    figure = _ratio_figure({k: times[k] for k in ("sl_gemo_clap", "wavlm_classifier")}, "sl_gemo_clap",
-                           "wavlm_classifier", "train_step_overhead")
+    figure = _ratio_figure(
+        {k: times[k] for k in ("sl_gemo_clap", "wavlm_classifier")},
+        "sl_gemo_clap",
+        "wavlm_classifier",
+        "train_step_overhead",
+    )
     figure.update(batch=describe_batch(batch), text_word_embeddings="frozen")
     if with_trained_embeddings:
-        trained = {"sl_gemo_clap": times["sl_gemo_clap_trained_text_embeddings"],
-                   "wavlm_classifier": times["wavlm_classifier"]}
-        figure["with_trained_text_embeddings"] = _ratio_figure(trained, "sl_gemo_clap", "wavlm_classifier",
-                                                               "train_step_overhead")
+        trained = {
+            "sl_gemo_clap": times["sl_gemo_clap_trained_text_embeddings"],
+            "wavlm_classifier": times["wavlm_classifier"],
+        }
+        figure["with_trained_text_embeddings"] = _ratio_figure(
+            trained, "sl_gemo_clap", "wavlm_classifier", "train_step_overhead"
+        )
     return figure
 
 
@@ -509,10 +574,15 @@ def measure_host_syncs(settings: Settings, models: dict, optimizers: dict, batch
         forward_backward(baseline, audio_only(batch), settings)
     baseline.zero_grad(set_to_none=True)
     worst = max(per_loss.values())
-    return {"package": per_loss, "target_max": TARGETS["package_syncs"], "met": worst <= TARGETS["package_syncs"],
-            "towers_and_autograd": towers,
-            "wavlm_classifier_step": {"total": len(recorder.syncs), "by_line": SyncRecorder.summarize(recorder.syncs)},
-            "batch": describe_batch(batch), "repeats": 1}
+    return {
+        "package": per_loss,
+        "target_max": TARGETS["package_syncs"],
+        "met": worst <= TARGETS["package_syncs"],
+        "towers_and_autograd": towers,
+        "wavlm_classifier_step": {"total": len(recorder.syncs), "by_line": SyncRecorder.summarize(recorder.syncs)},
+        "batch": describe_batch(batch),
+        "repeats": 1,
+    }
 
 
 def measure_peak_memory(settings: Settings, gemo_clap, optimizer, batch: dict) -> dict:
@@ -565,9 +635,15 @@ def measure_text_sequences(settings: Settings, gemo_clap) -> dict:
             gemo_clap(**batch, return_loss=True)
         rows[name] = counted[0]
     config = gemo_clap.config
-    return {"sl": rows["sl"], "ml": rows["ml"], "num_labels": len(config.emotion_labels),
-            "num_gender_labels": len(config.gender_labels), "batch_size": TRAIN_BATCH_SIZE,
-            "distinct_labels_in_batch": len(torch.unique(batch["emotion_labels"])), "repeats": 1}
+    return {
+        "sl": rows["sl"],
+        "ml": rows["ml"],
+        "num_labels": len(config.emotion_labels),
+        "num_gender_labels": len(config.gender_labels),
+        "batch_size": TRAIN_BATCH_SIZE,
+        "distinct_labels_in_batch": len(torch.unique(batch["emotion_labels"])),
+        "repeats": 1,
+    }
 
 
 def iemocap_like_lengths(seed: int = 0) -> np.ndarray:
@@ -580,8 +656,10 @@ def iemocap_like_lengths(seed: int = 0) -> np.ndarray:
 def padding_efficiency(lengths: np.ndarray, order: list[int], batch_size: int) -> float:
     """Real samples ÷ padded samples when consecutive `batch_size` indices of `order` form a batch."""
     order = np.asarray(order)
-    padded = sum(lengths[order[i : i + batch_size]].max() * len(order[i : i + batch_size])
-                 for i in range(0, len(order), batch_size))
+    padded = sum(
+        lengths[order[i : i + batch_size]].max() * len(order[i : i + batch_size])
+        for i in range(0, len(order), batch_size)
+    )
     return float(lengths[order].sum() / padded)
 
 
@@ -598,13 +676,21 @@ def measure_padding_efficiency(settings: Settings) -> dict:
         sampler.set_epoch(repeat)
         order = list(sampler)
         grouped.append(padding_efficiency(lengths, order, TRAIN_BATCH_SIZE))
-        random.append(padding_efficiency(lengths, torch.randperm(len(lengths), generator=generator).tolist(),
-                                         TRAIN_BATCH_SIZE))
+        random.append(
+            padding_efficiency(lengths, torch.randperm(len(lengths), generator=generator).tolist(), TRAIN_BATCH_SIZE)
+        )
     value = statistics.median(grouped)
-    return {"group_by_length": round(value, 4), "random": round(statistics.median(random), 4),
-            "target_min": TARGETS["padding_efficiency"], "met": value >= TARGETS["padding_efficiency"],
-            "batch_size": TRAIN_BATCH_SIZE, "clips": NUM_CLIPS, "median_duration_s": DURATION_MEDIAN_S,
-            "sigma": DURATION_SIGMA, "repeats": len(grouped)}
+    return {
+        "group_by_length": round(value, 4),
+        "random": round(statistics.median(random), 4),
+        "target_min": TARGETS["padding_efficiency"],
+        "met": value >= TARGETS["padding_efficiency"],
+        "batch_size": TRAIN_BATCH_SIZE,
+        "clips": NUM_CLIPS,
+        "median_duration_s": DURATION_MEDIAN_S,
+        "sigma": DURATION_SIGMA,
+        "repeats": len(grouped),
+    }
 
 
 # ---- the run -------------------------------------------------------------------------------------------------
@@ -649,10 +735,12 @@ def _run_inference_figures(settings: Settings, results: dict, classifier) -> Non
     warmup = make_batch(settings, equal_lengths(settings.batch_size, settings.warmup_seconds), settings.seed + 1)
     batch = make_batch(settings, equal_lengths(settings.batch_size, settings.clip_seconds), settings.seed)
     results["inference_overhead"] = measure_inference_overhead(settings, classifier, batch, warmup, settings.repeats)
-    varied = make_batch(settings, varied_lengths(settings.batch_size, settings.seed + 3, settings.varied_scale),
-                        settings.seed + 3)
-    results["inference_overhead_varied_lengths"] = measure_inference_overhead(settings, classifier, varied, warmup,
-                                                                              settings.varied_repeats)
+    varied = make_batch(
+        settings, varied_lengths(settings.batch_size, settings.seed + 3, settings.varied_scale), settings.seed + 3
+    )
+    results["inference_overhead_varied_lengths"] = measure_inference_overhead(
+        settings, classifier, varied, warmup, settings.varied_repeats
+    )
 
 
 def _run_step_figures(settings: Settings, results: dict, classifier) -> torch.optim.Optimizer:
@@ -664,16 +752,20 @@ def _run_step_figures(settings: Settings, results: dict, classifier) -> torch.op
     warmup = make_batch(settings, equal_lengths(settings.batch_size, settings.warmup_seconds), settings.seed + 1)
     if "train_step" in settings.figures:
         batch = make_batch(settings, equal_lengths(settings.batch_size, settings.clip_seconds), settings.seed)
-        results["train_step_overhead"] = measure_train_step_overhead(settings, models, optimizers, batch, warmup,
-                                                                     settings.repeats)
+        results["train_step_overhead"] = measure_train_step_overhead(
+            settings, models, optimizers, batch, warmup, settings.repeats
+        )
         small = make_batch(settings, equal_lengths(*settings.small_batch), settings.seed + 2)
         results["train_step_overhead_small_batch"] = measure_train_step_overhead(
-            settings, models, optimizers, small, warmup, settings.repeats)
+            settings, models, optimizers, small, warmup, settings.repeats
+        )
     if "train_step_varied" in settings.figures:
-        varied = make_batch(settings, varied_lengths(settings.batch_size, settings.seed + 3, settings.varied_scale),
-                            settings.seed + 3)
+        varied = make_batch(
+            settings, varied_lengths(settings.batch_size, settings.seed + 3, settings.varied_scale), settings.seed + 3
+        )
         results["train_step_overhead_varied_lengths"] = measure_train_step_overhead(
-            settings, models, optimizers, varied, warmup, settings.varied_repeats, with_trained_embeddings=False)
+            settings, models, optimizers, varied, warmup, settings.varied_repeats, with_trained_embeddings=False
+        )
     if "syncs" in settings.figures:
         # Short clips of varied lengths: the masks and padding paths run, at a fraction of a full step's cost.
         lengths = varied_lengths(settings.batch_size, settings.seed + 4, 0.25 * settings.varied_scale)
@@ -724,9 +816,16 @@ def run(settings: Settings) -> dict:
 
         with timed("end_to_end"):
             results["end_to_end"] = measure_end_to_end(
-                settings.size, AUDIO_PRESETS[settings.size], settings.device, settings.end_to_end_batch_size,
-                settings.end_to_end_steps, bf16=settings.bf16, workers=settings.dataloader_num_workers,
-                seed=settings.seed, repeats=settings.end_to_end_repeats)
+                settings.size,
+                AUDIO_PRESETS[settings.size],
+                settings.device,
+                settings.end_to_end_batch_size,
+                settings.end_to_end_steps,
+                bf16=settings.bf16,
+                workers=settings.dataloader_num_workers,
+                seed=settings.seed,
+                repeats=settings.end_to_end_repeats,
+            )
     if "memory" in figures:
         with timed("memory"):
             batch = make_batch(settings, equal_lengths(settings.batch_size, settings.clip_seconds), settings.seed)

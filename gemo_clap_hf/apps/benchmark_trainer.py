@@ -11,6 +11,7 @@ Data loading, collation, the optimizer and the Trainer's own bookkeeping are all
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import statistics
 import subprocess
@@ -86,10 +87,8 @@ class GpuUtilisationSampler:
 
         def sample() -> None:
             while not self._stop.is_set():
-                try:
+                with contextlib.suppress(ValueError, OSError, subprocess.SubprocessError):
                     self.samples.append(self._read())
-                except (ValueError, OSError, subprocess.SubprocessError):
-                    pass
                 self._stop.wait(self.interval)
 
         self._thread = threading.Thread(target=sample, daemon=True)
@@ -104,9 +103,15 @@ class GpuUtilisationSampler:
         if not self.samples:
             return {"measured": False, "reason": self.reason or "no sample was read"}
         ordered = sorted(self.samples)
-        return {"measured": True, "mean_percent": round(sum(ordered) / len(ordered), 1), "min_percent": ordered[0],
-                "median_percent": ordered[len(ordered) // 2], "max_percent": ordered[-1], "samples": len(ordered),
-                "interval_s": self.interval}
+        return {
+            "measured": True,
+            "mean_percent": round(sum(ordered) / len(ordered), 1),
+            "min_percent": ordered[0],
+            "median_percent": ordered[len(ordered) // 2],
+            "max_percent": ordered[-1],
+            "samples": len(ordered),
+            "interval_s": self.interval,
+        }
 
 
 class ClassifierInputs:
@@ -117,8 +122,11 @@ class ClassifierInputs:
 
     def __call__(self, rows):
         batch = self.collator(rows)
-        return {"input_values": batch["input_values"], "attention_mask": batch["audio_attention_mask"],
-                "labels": batch["emotion_labels"]}
+        return {
+            "input_values": batch["input_values"],
+            "attention_mask": batch["audio_attention_mask"],
+            "labels": batch["emotion_labels"],
+        }
 
 
 class LengthGroupedTrainer(Trainer):
@@ -143,15 +151,25 @@ def _save_towers(folder: Path, size: str, audio_preset: str, seed: int) -> tuple
     torch.manual_seed(seed)
     audio_dir, text_dir = folder / "audio", folder / "text"
     tokenizer = train_prompt_tokenizer(text_dir, "roberta")
-    text_config = text_tower_config("roberta-base", "full" if full else "tiny",
-                                    vocab_size=ROBERTA_BASE_VOCAB if full else len(tokenizer))
+    text_config = text_tower_config(
+        "roberta-base", "full" if full else "tiny", vocab_size=ROBERTA_BASE_VOCAB if full else len(tokenizer)
+    )
     AutoModel.from_config(speech_tower_config(audio_preset, "full" if full else "tiny")).save_pretrained(audio_dir)
     AutoModel.from_config(text_config).save_pretrained(text_dir)
     return audio_dir, text_dir
 
 
-def _arguments(workdir: Path, size: str, audio_preset: str, steps: int, batch_size: int, device: torch.device,
-               bf16: bool, workers: int, seed: int):
+def _arguments(
+    workdir: Path,
+    size: str,
+    audio_preset: str,
+    steps: int,
+    batch_size: int,
+    device: torch.device,
+    bf16: bool,
+    workers: int,
+    seed: int,
+):
     """(model, data, training) arguments as `train_gemo_clap.py` would parse them for the random towers."""
     from ..data.synthetic import generate_corpus
     from ..training import DataArguments, GEmoClapTrainingArguments, ModelArguments
@@ -163,10 +181,21 @@ def _arguments(workdir: Path, size: str, audio_preset: str, steps: int, batch_si
     model_args = ModelArguments(audio_encoder=str(audio_dir), text_encoder=str(text_dir), loss_type="sl")
     data_args = DataArguments(dataset="synthetic", data_dir=str(corpus), test_fold="5")
     training_args = GEmoClapTrainingArguments(
-        output_dir=str(workdir / "run"), overwrite_output_dir=True, seed=seed, max_steps=steps,
-        per_device_train_batch_size=batch_size, learning_rate=1e-5, save_strategy="no", eval_strategy="no",
-        logging_strategy="no", report_to=[], disable_tqdm=True, log_level="error", bf16=bf16,
-        use_cpu=device.type == "cpu", dataloader_num_workers=workers,
+        output_dir=str(workdir / "run"),
+        overwrite_output_dir=True,
+        seed=seed,
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=1e-5,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        log_level="error",
+        bf16=bf16,
+        use_cpu=device.type == "cpu",
+        dataloader_num_workers=workers,
         # What the script turns on from --group_by_length (its default).
         train_sampling_strategy="group_by_length" if data_args.group_by_length else "random",
         length_column_name="length",
@@ -180,9 +209,18 @@ def _timed_train(trainer, timer: StepTimer) -> float:
     return timer.seconds
 
 
-def measure_end_to_end(size: str, audio_preset: str, device: torch.device, batch_size: int, steps: int,
-                       bf16: bool = False, workers: int = 0, seed: int = 0, repeats: int = 1,
-                       workdir: Path | None = None) -> dict:
+def measure_end_to_end(
+    size: str,
+    audio_preset: str,
+    device: torch.device,
+    batch_size: int,
+    steps: int,
+    bf16: bool = False,
+    workers: int = 0,
+    seed: int = 0,
+    repeats: int = 1,
+    workdir: Path | None = None,
+) -> dict:
     """Training samples/s of GEmo-CLAP (SL) and of the WavLM classifier through the Trainer, over `steps` steps
     after one warm-up step, and their ratio (target >= 0.9).
 
@@ -195,8 +233,9 @@ def measure_end_to_end(size: str, audio_preset: str, device: torch.device, batch
     from ..training.model_setup import build_processor
 
     with tempfile.TemporaryDirectory(prefix="gemo_clap_e2e_", dir=workdir) as folder:
-        model_args, data_args, training_args = _arguments(Path(folder), size, audio_preset, steps + 1, batch_size,
-                                                          device, bf16, workers, seed)
+        model_args, data_args, training_args = _arguments(
+            Path(folder), size, audio_preset, steps + 1, batch_size, device, bf16, workers, seed
+        )
         data = prepare_data(data_args, seed=seed)
         processor = build_processor(model_args)
         setup = (model_args, data_args, training_args, data, processor, device, steps)
@@ -224,8 +263,8 @@ def measure_end_to_end(size: str, audio_preset: str, device: torch.device, batch
         "dataloader_num_workers": workers,
         "corpus": f"synthetic (IEMOCAP layout), {len(data.train)} training clips, sessions 1-4",
         "set_up": f"train_gemo_clap.py defaults: length-grouped batches, crop {data_args.max_duration_s:g} s, frozen "
-                  f"CNN: {model_args.freeze_feature_encoder}, frozen text word embeddings: "
-                  f"{model_args.freeze_text_embeddings}, optimizer {getattr(optim, 'value', optim)}",
+        f"CNN: {model_args.freeze_feature_encoder}, frozen text word embeddings: "
+        f"{model_args.freeze_text_embeddings}, optimizer {getattr(optim, 'value', optim)}",
         "repeats": repeats,
     }
 
@@ -248,14 +287,17 @@ def _wavlm_classifier_run(model_args, data_args, training_args, data, processor,
 
     # The collator reads the label sets and the loss type from a GEmo-CLAP config, as in the GEmo-CLAP run.
     config = GEmoClapConfig(emotion_labels=tuple(data.labels), loss_type=model_args.loss_type)
-    collator = GEmoClapDataCollator(processor, config, max_duration_s=data_args.max_duration_s,
-                                    seed=training_args.seed)
+    collator = GEmoClapDataCollator(processor, config, max_duration_s=data_args.max_duration_s, seed=training_args.seed)
     torch.manual_seed(training_args.seed)
     baseline = AutoModelForAudioClassification.from_pretrained(model_args.audio_encoder, num_labels=len(data.labels))
     if model_args.freeze_feature_encoder:
         baseline.freeze_feature_encoder()
-    trainer = LengthGroupedTrainer(model=baseline, args=_baseline_arguments(training_args), train_dataset=data.train,
-                                   data_collator=ClassifierInputs(collator))
+    trainer = LengthGroupedTrainer(
+        model=baseline,
+        args=_baseline_arguments(training_args),
+        train_dataset=data.train,
+        data_collator=ClassifierInputs(collator),
+    )
     timer = StepTimer(1, steps + 1, device)
     return _timed_train(trainer, timer), timer.sampler.summary()
 

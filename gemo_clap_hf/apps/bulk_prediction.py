@@ -24,8 +24,21 @@ from pathlib import Path
 from .prediction import Failure, Prediction, PredictionError
 
 # What `gemo-clap predict` picks up in a folder: the formats soundfile (libsndfile) decodes without ffmpeg.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
-                    ".w64", ".rf64")
+AUDIO_EXTENSIONS = (
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aif",
+    ".aiff",
+    ".aifc",
+    ".au",
+    ".caf",
+    ".w64",
+    ".rf64",
+)
 MANIFEST_EXTENSIONS = (".csv", ".jsonl", ".json")
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 SHOWN_FAILURES = 10
@@ -40,8 +53,10 @@ def _folder_files(folder: Path, recursive: bool) -> list[Path]:
     files = sorted(path for path in found if path.is_file() and _is_audio(path))
     if not files:
         hint = "" if recursive or not any(p.is_dir() for p in folder.iterdir()) else " (sub-folders: add --recursive)"
-        raise PredictionError(f"folder {str(folder)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS[:4])}, ...)"
-                              f"{hint}; pass audio files, a folder of them, or a CSV/JSONL manifest.")
+        raise PredictionError(
+            f"folder {str(folder)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS[:4])}, ...)"
+            f"{hint}; pass audio files, a folder of them, or a CSV/JSONL manifest."
+        )
     return files
 
 
@@ -125,8 +140,9 @@ class ResultWriter:
         self.path = Path(self.path)
         self.kind = OUTPUT_FORMATS.get(self.path.suffix.lower())
         if self.kind is None:
-            raise PredictionError(f"--output {str(self.path)!r}: name a .csv or .jsonl file (the format follows the "
-                                  "extension).")
+            raise PredictionError(
+                f"--output {str(self.path)!r}: name a .csv or .jsonl file (the format follows the extension)."
+            )
         if self.path.is_dir():
             raise PredictionError(f"--output {str(self.path)!r} is a folder; name a .csv or .jsonl file in it.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,10 +231,12 @@ class Summary:
 
     def format(self, output: str | None = None) -> str:
         rate = self.classified / self.seconds if self.seconds else 0.0
-        lines = [f"classified {self.classified} of {self.total} file(s)"
-                 + (f" ({self.already_done} already in {output}, skipped)" if self.already_done else "")
-                 + f", {len(self.failures)} failed; {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s"
-                 + (f" ({rate:.1f} clips/s)" if self.classified else "")]
+        lines = [
+            f"classified {self.classified} of {self.total} file(s)"
+            + (f" ({self.already_done} already in {output}, skipped)" if self.already_done else "")
+            + f", {len(self.failures)} failed; {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s"
+            + (f" ({rate:.1f} clips/s)" if self.classified else "")
+        ]
         if self.failures:
             shown = ", ".join(failure.file for failure in self.failures[:SHOWN_FAILURES])
             more = len(self.failures) - SHOWN_FAILURES

@@ -25,18 +25,25 @@ def _synth_corpus(args: argparse.Namespace) -> int:
     from ..data.synthetic import describe_corpus, generate_corpus
 
     try:
-        generate_corpus(args.out_dir, seed=args.seed, utterances_per_speaker=args.utterances_per_speaker,
-                        progress=not args.quiet, overwrite=args.overwrite)
+        generate_corpus(
+            args.out_dir,
+            seed=args.seed,
+            utterances_per_speaker=args.utterances_per_speaker,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
     except FileExistsError as error:
         raise CommandError(f"{error} (or choose another OUT_DIR)") from error
     summary = describe_corpus(args.out_dir)
     per_emotion = ", ".join(f"{label} {count}" for label, count in summary["per_emotion"].items())
     per_gender = ", ".join(f"{label} {count}" for label, count in summary["per_gender"].items())
-    print(f"Synthetic corpus (seed {summary['seed']}) in {args.out_dir}/IEMOCAP_full_release: "
-          f"{summary['utterances']} utterances in the 4-class set, {summary['hours']:.2f} h, 5 sessions\n"
-          f"  emotions: {per_emotion}\n  genders:  {per_gender}\n"
-          f"Read it with load_corpus('synthetic', {str(args.out_dir)!r}) or train on it with "
-          f"--dataset synthetic --data_dir {args.out_dir}.")
+    print(
+        f"Synthetic corpus (seed {summary['seed']}) in {args.out_dir}/IEMOCAP_full_release: "
+        f"{summary['utterances']} utterances in the 4-class set, {summary['hours']:.2f} h, 5 sessions\n"
+        f"  emotions: {per_emotion}\n  genders:  {per_gender}\n"
+        f"Read it with load_corpus('synthetic', {str(args.out_dir)!r}) or train on it with "
+        f"--dataset synthetic --data_dir {args.out_dir}."
+    )
     return 0
 
 
@@ -48,9 +55,16 @@ def _predict(args: argparse.Namespace) -> int:
     if args.json and args.output is not None:
         raise CommandError("--json prints to stdout; with --output, name a .jsonl file to get JSON rows instead.")
     try:
-        predictions, summary = run_predict(args.model, args.paths, output=args.output, batch_size=args.batch_size,
-                                           device=args.device, top_k=args.top_k, recursive=args.recursive,
-                                           quiet=args.quiet)
+        predictions, summary = run_predict(
+            args.model,
+            args.paths,
+            output=args.output,
+            batch_size=args.batch_size,
+            device=args.device,
+            top_k=args.top_k,
+            recursive=args.recursive,
+            quiet=args.quiet,
+        )
     except (PredictionError, GEmoClapAudioError) as error:
         raise CommandError(str(error)) from error
     if args.output is None:
@@ -95,59 +109,96 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth-corpus", help="write the synthetic emotional-speech corpus (IEMOCAP layout)")
     synth.add_argument("out_dir", metavar="OUT_DIR", help="folder to write IEMOCAP_full_release/ into")
     synth.add_argument("--seed", type=int, default=0, help="corpus seed (default 0); same seed, same corpus")
-    synth.add_argument("--utterances-per-speaker", type=int, default=120,
-                       help="utterances per speaker, 10 speakers (default 120: 1200 utterances, about 1.1 h)")
+    synth.add_argument(
+        "--utterances-per-speaker",
+        type=int,
+        default=120,
+        help="utterances per speaker, 10 speakers (default 120: 1200 utterances, about 1.1 h)",
+    )
     synth.add_argument("--overwrite", action="store_true", help="replace a different corpus already in OUT_DIR")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(handler=_synth_corpus)
 
     predict = commands.add_parser(
-        "predict", help="classify the emotion of audio files, folders or manifests with a trained model",
+        "predict",
+        help="classify the emotion of audio files, folders or manifests with a trained model",
         description="Classify audio files in length-bucketed batches. Without --output, results go to stdout "
-                    "(text, or --json); with --output they stream to a CSV or JSONL file that a rerun resumes. Files "
-                    "that cannot be read are reported and skipped; the exit code is 1 only if nothing could be "
-                    "classified.")
-    predict.add_argument("--model", required=True, metavar="DIR_OR_HUB_ID",
-                         help="a folder written by training (or `gemo-clap demo`), or a Hub id")
-    predict.add_argument("paths", nargs="+", metavar="PATH",
-                         help="audio files (WAV, FLAC, OGG, MP3: read with soundfile), folders of them, or CSV/JSONL "
-                              "manifests with a `path` column (the training manifest format)")
-    predict.add_argument("--output", "-o", default=None, metavar="FILE.csv|FILE.jsonl",
-                         help="stream one row per file here (file, emotion, score, one probability per label; gender "
-                              "and gender_score for ML models); an existing file is resumed")
+        "(text, or --json); with --output they stream to a CSV or JSONL file that a rerun resumes. Files "
+        "that cannot be read are reported and skipped; the exit code is 1 only if nothing could be "
+        "classified.",
+    )
+    predict.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR_OR_HUB_ID",
+        help="a folder written by training (or `gemo-clap demo`), or a Hub id",
+    )
+    predict.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="audio files (WAV, FLAC, OGG, MP3: read with soundfile), folders of them, or CSV/JSONL "
+        "manifests with a `path` column (the training manifest format)",
+    )
+    predict.add_argument(
+        "--output",
+        "-o",
+        default=None,
+        metavar="FILE.csv|FILE.jsonl",
+        help="stream one row per file here (file, emotion, score, one probability per label; gender "
+        "and gender_score for ML models); an existing file is resumed",
+    )
     predict.add_argument("--batch-size", type=int, default=8, help="clips per batch, grouped by length (default 8)")
     predict.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
     predict.add_argument("--recursive", "-r", action="store_true", help="also search the folders' sub-folders")
-    predict.add_argument("--top-k", type=int, default=None,
-                         help="print only the k best emotions (stdout and --json; the output file keeps every label)")
+    predict.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="print only the k best emotions (stdout and --json; the output file keeps every label)",
+    )
     predict.add_argument("--json", action="store_true", help="print a JSON list, one object per file (no --output)")
     predict.add_argument("--quiet", "-q", action="store_true", help="no progress bar (failures are still reported)")
     predict.set_defaults(handler=_predict)
 
     export = commands.add_parser(
-        "export-onnx", help="export a trained classifier to ONNX (label prompts folded in: no text tower needed)",
+        "export-onnx",
+        help="export a trained classifier to ONNX (label prompts folded in: no text tower needed)",
         description="Write OUT_DIR/model.onnx (inputs input_values and audio_attention_mask, batch and time axes "
-                    "dynamic; outputs logits and audio_embeds) with the config, the feature extractor's settings "
-                    "and the label tables beside it. Needs the [onnx] extra: pip install 'gemo-clap-hf[onnx]'.")
-    export.add_argument("--model", required=True, metavar="DIR_OR_HUB_ID",
-                        help="a folder written by training (or `gemo-clap demo`), or a Hub id")
+        "dynamic; outputs logits and audio_embeds) with the config, the feature extractor's settings "
+        "and the label tables beside it. Needs the [onnx] extra: pip install 'gemo-clap-hf[onnx]'.",
+    )
+    export.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR_OR_HUB_ID",
+        help="a folder written by training (or `gemo-clap demo`), or a Hub id",
+    )
     export.add_argument("out_dir", metavar="OUT_DIR", help="folder to write model.onnx and its JSON files into")
     export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
-    export.add_argument("--no-verify", action="store_true",
-                        help="skip the onnxruntime check against PyTorch on a padded batch")
+    export.add_argument(
+        "--no-verify", action="store_true", help="skip the onnxruntime check against PyTorch on a padded batch"
+    )
     export.set_defaults(handler=_export_onnx)
 
     demo = commands.add_parser("demo", help="the main job: synthetic corpus -> train SL-GEmo-CLAP -> held-out report")
-    demo.add_argument("--output-dir", default="gemo_clap_demo", help="where the corpus, towers and model go "
-                                                                        "(default ./gemo_clap_demo)")
+    demo.add_argument(
+        "--output-dir",
+        default="gemo_clap_demo",
+        help="where the corpus, towers and model go (default ./gemo_clap_demo)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="seed of the corpus and the training run (default 0)")
-    demo.add_argument("--fast", action="store_true",
-                      help="a tiny corpus and a few steps, to check that everything runs (results meaningless)")
+    demo.add_argument(
+        "--fast",
+        action="store_true",
+        help="a tiny corpus and a few steps, to check that everything runs (results meaningless)",
+    )
     demo.set_defaults(handler=_demo)
 
     # Listed for --help; its arguments are parsed by gemo_clap_hf.apps.benchmark itself (see main()).
-    commands.add_parser("bench", help="time GEmo-CLAP against its speech encoder alone (`gemo-clap bench --help`)",
-                        add_help=False)
+    commands.add_parser(
+        "bench", help="time GEmo-CLAP against its speech encoder alone (`gemo-clap bench --help`)", add_help=False
+    )
     return parser
 
 

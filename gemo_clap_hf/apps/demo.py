@@ -43,10 +43,26 @@ class DemoSettings:
 AUDIO_PRESET, TEXT_PRESET = "wavlm-base-plus", "roberta-base"
 
 # Tuned on the shared 2-core CPU machine (README, "The main job", gives the measured time and UAR).
-DEMO = DemoSettings(utterances_per_speaker=120, tower_size="small", projection_dim=64, learning_rate=1e-3,
-                    num_train_epochs=8, batch_size=16, max_duration_s=2.0)
-FAST = DemoSettings(utterances_per_speaker=4, tower_size="tiny", projection_dim=16, learning_rate=1e-3,
-                    num_train_epochs=1, batch_size=4, max_duration_s=1.0, max_steps=3, clips_shown=4)
+DEMO = DemoSettings(
+    utterances_per_speaker=120,
+    tower_size="small",
+    projection_dim=64,
+    learning_rate=1e-3,
+    num_train_epochs=8,
+    batch_size=16,
+    max_duration_s=2.0,
+)
+FAST = DemoSettings(
+    utterances_per_speaker=4,
+    tower_size="tiny",
+    projection_dim=16,
+    learning_rate=1e-3,
+    num_train_epochs=1,
+    batch_size=4,
+    max_duration_s=1.0,
+    max_steps=3,
+    clips_shown=4,
+)
 
 
 @dataclasses.dataclass
@@ -71,11 +87,23 @@ def training_arguments(settings: DemoSettings, model_dir: Path, seed: int):
     from ..training import GEmoClapTrainingArguments
 
     return GEmoClapTrainingArguments(
-        output_dir=str(model_dir), overwrite_output_dir=True, seed=seed, learning_rate=settings.learning_rate,
-        num_train_epochs=settings.num_train_epochs, max_steps=settings.max_steps, warmup_steps=settings.warmup_steps,
-        per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=32,
-        save_strategy="no", eval_strategy="no", logging_strategy="epoch", report_to=[], log_level="warning",
-        disable_tqdm=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        output_dir=str(model_dir),
+        overwrite_output_dir=True,
+        seed=seed,
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.num_train_epochs,
+        max_steps=settings.max_steps,
+        warmup_steps=settings.warmup_steps,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=32,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="epoch",
+        report_to=[],
+        log_level="warning",
+        disable_tqdm=False,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
     )
 
 
@@ -86,24 +114,33 @@ def model_arguments(settings: DemoSettings, towers_dir: Path, seed: int, loss_ty
 
     audio_dir, text_dir = save_random_towers(towers_dir, AUDIO_PRESET, TEXT_PRESET, size=settings.tower_size, seed=seed)
     # A randomly initialised CNN has learned nothing worth freezing: the demo trains the whole speech encoder.
-    return ModelArguments(audio_encoder=str(audio_dir), text_encoder=str(text_dir), loss_type=loss_type,
-                          projection_dim=settings.projection_dim, freeze_feature_encoder=False)
+    return ModelArguments(
+        audio_encoder=str(audio_dir),
+        text_encoder=str(text_dir),
+        loss_type=loss_type,
+        projection_dim=settings.projection_dim,
+        freeze_feature_encoder=False,
+    )
 
 
 def data_arguments(settings: DemoSettings, corpus_dir: Path, dataset: str = "synthetic"):
     """Train on every session but `TEST_SESSION`, test on it; training clips cropped to `max_duration_s`."""
     from ..training import DataArguments
 
-    return DataArguments(dataset=dataset, data_dir=str(corpus_dir), test_fold=TEST_SESSION,
-                         max_duration_s=settings.max_duration_s)
+    return DataArguments(
+        dataset=dataset, data_dir=str(corpus_dir), test_fold=TEST_SESSION, max_duration_s=settings.max_duration_s
+    )
 
 
 def train(settings: DemoSettings, corpus_dir: Path, towers_dir: Path, model_dir: Path, seed: int) -> dict:
     """SL-GEmo-CLAP on sessions 1-4 of the corpus, tested on session 5, saved to `model_dir` by `run_training`."""
     from ..training import run_training
 
-    return run_training(model_arguments(settings, towers_dir, seed), data_arguments(settings, corpus_dir),
-                        training_arguments(settings, model_dir, seed))
+    return run_training(
+        model_arguments(settings, towers_dir, seed),
+        data_arguments(settings, corpus_dir),
+        training_arguments(settings, model_dir, seed),
+    )
 
 
 def held_out_examples(corpus_dir: Path, count: int) -> list[dict]:
@@ -129,13 +166,25 @@ def classify_examples(model_dir: Path, rows: list[dict]) -> list[dict]:
     clips = []
     for row in rows:
         best = classifier(row["audio"])[0]
-        clips.append({"file": Path(row["audio"]).name, "gender": row["gender"], "true": row["emotion"],
-                      "predicted": best["label"], "score": best["score"]})
+        clips.append(
+            {
+                "file": Path(row["audio"]).name,
+                "gender": row["gender"],
+                "true": row["emotion"],
+                "predicted": best["label"],
+                "score": best["score"],
+            }
+        )
     return clips
 
 
-def run_demo(output_dir: str | Path = "demo_output", seed: int = 0, fast: bool = False,
-             settings: DemoSettings | None = None, report: bool = True) -> DemoResult:
+def run_demo(
+    output_dir: str | Path = "demo_output",
+    seed: int = 0,
+    fast: bool = False,
+    settings: DemoSettings | None = None,
+    report: bool = True,
+) -> DemoResult:
     """Generate, train, evaluate, classify a few clips, and print the report (unless `report=False`)."""
     from transformers.utils import logging as hf_logging
 
@@ -157,10 +206,18 @@ def run_demo(output_dir: str | Path = "demo_output", seed: int = 0, fast: bool =
         log_file = output_dir / "training_log.txt"
         log_file.write_text(log.getvalue(), encoding="utf-8")
     counts = describe_corpus(corpus_dir)["per_session"]
-    sizes = {session: sum(sum(emotions.values()) for emotions in genders.values()) for session, genders in counts.items()}
+    sizes = {
+        session: sum(sum(emotions.values()) for emotions in genders.values()) for session, genders in counts.items()
+    }
     result = DemoResult(
-        settings=settings, metrics=results, labels=results["labels"], clips=clips, model_dir=model_dir, log_file=log_file,
-        train_size=sum(n for s, n in sizes.items() if s != TEST_SESSION), test_size=sizes[TEST_SESSION],
+        settings=settings,
+        metrics=results,
+        labels=results["labels"],
+        clips=clips,
+        model_dir=model_dir,
+        log_file=log_file,
+        train_size=sum(n for s, n in sizes.items() if s != TEST_SESSION),
+        test_size=sizes[TEST_SESSION],
         seconds=time.perf_counter() - start,
     )
     if report:
@@ -176,12 +233,15 @@ def format_report(result: DemoResult, fast: bool = False) -> str:
     prefix = held_out_prefix(metrics)
     rule = "=" * 72
     lines = [
-        "", rule,
+        "",
+        rule,
         f"GEmo-CLAP demo{' (--fast: a smoke run, figures meaningless)' if fast else ''}",
         f"SL-GEmo-CLAP with {result.settings.tower_size} random {AUDIO_PRESET} + {TEXT_PRESET} towers, trained on "
         f"synthetic sessions 1-4 "
         f"({result.train_size} clips), tested on held-out session {TEST_SESSION} ({result.test_size} clips).",
-        rule, "", f"Per-class recall (session {TEST_SESSION}):",
+        rule,
+        "",
+        f"Per-class recall (session {TEST_SESSION}):",
     ]
     for label in result.labels:
         recall = metrics[f"{prefix}_recall_{label}"]
@@ -190,15 +250,21 @@ def format_report(result: DemoResult, fast: bool = False) -> str:
     lines += [
         "",
         f"UAR {metrics[f'{prefix}_uar']:.1%}   WAR {metrics[f'{prefix}_war']:.1%}   (chance UAR {chance:.0%})",
-        "UAR per gender: " + ", ".join(
-            f"{key[len(prefix) + 5:]} {value:.1%}" for key, value in metrics.items()
-            if key.startswith(f"{prefix}_uar_")),
-        "", 'Held-out clips through pipeline("audio-classification"):',
+        "UAR per gender: "
+        + ", ".join(
+            f"{key[len(prefix) + 5 :]} {value:.1%}"
+            for key, value in metrics.items()
+            if key.startswith(f"{prefix}_uar_")
+        ),
+        "",
+        'Held-out clips through pipeline("audio-classification"):',
     ]
     for clip in result.clips:
         mark = "ok" if clip["predicted"] == clip["true"] else "MISS"
-        lines.append(f"  {clip['file']:<28} {clip['gender']:<7} true {clip['true']:<8} predicted "
-                     f"{clip['predicted']:<8} ({clip['score']:.2f})  {mark}")
+        lines.append(
+            f"  {clip['file']:<28} {clip['gender']:<7} true {clip['true']:<8} predicted "
+            f"{clip['predicted']:<8} ({clip['score']:.2f})  {mark}"
+        )
     model_dir = result.model_dir
     lines += [
         "",
@@ -207,13 +273,24 @@ def format_report(result: DemoResult, fast: bool = False) -> str:
         f"Model card:        {model_dir / 'README.md'}",
         f"Training log:      {result.log_file}",
         "Load it:",
-        f'  import gemo_clap_hf; from transformers import pipeline; '
+        f"  import gemo_clap_hf; from transformers import pipeline; "
         f'pipeline("audio-classification", model="{model_dir}")("clip.wav")',
         f"  gemo-clap predict --model {model_dir} clip.wav",
-        "", f"Done in {result.seconds / 60:.1f} min.", rule,
+        "",
+        f"Done in {result.seconds / 60:.1f} min.",
+        rule,
     ]
     return "\n".join(lines)
 
 
-__all__ = ["DEMO", "FAST", "DemoResult", "DemoSettings", "data_arguments", "format_report", "model_arguments",
-           "run_demo", "training_arguments"]
+__all__ = [
+    "DEMO",
+    "FAST",
+    "DemoResult",
+    "DemoSettings",
+    "data_arguments",
+    "format_report",
+    "model_arguments",
+    "run_demo",
+    "training_arguments",
+]

@@ -12,18 +12,22 @@ from __future__ import annotations
 import os
 import re
 import string
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-
 TAGS = ["audio-classification", "speech-emotion-recognition", "gemo-clap", "contrastive-learning"]
 REQUIRED_CONFIG_KEYS = (
-    "loss_type", "alpha_e", "target_normalization", "prompt_template", "emotion_labels", "gender_labels",
+    "loss_type",
+    "alpha_e",
+    "target_normalization",
+    "prompt_template",
+    "emotion_labels",
+    "gender_labels",
 )
 EXTRA_DEFAULTS = {
     "model_id": "path/to/saved-model",  # what the how-to-use snippets load
@@ -97,7 +101,7 @@ def _scores(metrics: dict) -> dict:
             f"metrics need 'uar' and 'war' (optionally prefixed eval_/test_); got keys {sorted(metrics)}. "
             "Pass the dict from compute_ser_metrics or Trainer.evaluate()."
         )
-    scores = {key[len(prefix):]: value for key, value in metrics.items() if key.startswith(prefix)}
+    scores = {key[len(prefix) :]: value for key, value in metrics.items() if key.startswith(prefix)}
     for key, value in scores.items():
         if key.startswith(("uar", "war", "macro_f1", "recall_")) and not 0.0 <= float(value) <= 1.0:
             raise ValueError(
@@ -260,8 +264,9 @@ def render_model_card(
         "protocol": protocol,
         "training_data": options["training_data"]
         or f"{dataset_name} (`{dataset_type}`): all utterances outside the evaluation split `{split}`.",
-        "language_note": LANGUAGES.get(options["language"], options["language"]) if options["language"] else
-        "non-linguistic or unspecified-language",
+        "language_note": LANGUAGES.get(options["language"], options["language"])
+        if options["language"]
+        else "non-linguistic or unspecified-language",
         "confusion_matrix": _confusion_section(scores, emotion_labels, options["confusion_matrix_image"]),
         **_prompt_sections(fields),
         **_result_tables(scores, emotion_labels, gender_labels),

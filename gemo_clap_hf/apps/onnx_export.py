@@ -94,18 +94,16 @@ def _export(module: nn.Module, example: dict[str, np.ndarray], path: Path, opset
     # The exporters print progress and optimiser notes; failures raise, and parity is checked after the export.
     with torch.no_grad(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        common = dict(input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), opset_version=opset)
         if dynamo:
             batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=400)
             axes = {0: batch, 1: samples}
-            torch.onnx.export(module, args, str(path), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                              opset_version=opset, dynamo=True, external_data=False,
-                              dynamic_shapes={name: axes for name in INPUT_NAMES})
+            dynamic = dict(external_data=False, dynamic_shapes={name: axes for name in INPUT_NAMES})
         else:
             axes = {0: "batch", 1: "samples"}
-            torch.onnx.export(module, args, str(path), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                              opset_version=opset, dynamo=False,
-                              dynamic_axes={**{name: axes for name in INPUT_NAMES},
-                                            "logits": {0: "batch"}, "audio_embeds": {0: "batch"}})
+            outputs = {"logits": {0: "batch"}, "audio_embeds": {0: "batch"}}
+            dynamic = dict(dynamic_axes={**{name: axes for name in INPUT_NAMES}, **outputs})
+        torch.onnx.export(module, args, str(path), dynamo=dynamo, **common, **dynamic)
 
 
 @dataclass
@@ -118,12 +116,16 @@ class ExportReport:
     max_abs_difference: float | None
 
     def describe(self) -> str:
-        check = ("not checked (--no-verify)" if self.max_abs_difference is None else
-                 "onnxruntime matches PyTorch on a padded batch: max |logits difference| "
-                 f"{self.max_abs_difference:.1e}")
-        return (f"wrote {self.onnx_path} (opset {self.opset}, {self.exporter} exporter; inputs input_values, "
-                f"audio_attention_mask; outputs logits, audio_embeds) and its config.json, preprocessor_config.json "
-                f"and {LABELS_FILE}; {check}")
+        check = (
+            "not checked (--no-verify)"
+            if self.max_abs_difference is None
+            else f"onnxruntime matches PyTorch on a padded batch: max |logits difference| {self.max_abs_difference:.1e}"
+        )
+        return (
+            f"wrote {self.onnx_path} (opset {self.opset}, {self.exporter} exporter; inputs input_values, "
+            f"audio_attention_mask; outputs logits, audio_embeds) and its config.json, preprocessor_config.json "
+            f"and {LABELS_FILE}; {check}"
+        )
 
 
 def _label_tables(classifier) -> dict:
@@ -166,8 +168,10 @@ def export_onnx(
         classifier = model
     feature_extractor = feature_extractor or GEmoClapFeatureExtractor()
     if not classifier.has_prompts:
-        raise OnnxExportError("the classifier's label prompts are not tokenised, so there is no label table to fold "
-                              "in: export a folder that holds the tokenizer, or call `set_prompts(tokenizer)` first.")
+        raise OnnxExportError(
+            "the classifier's label prompts are not tokenised, so there is no label table to fold "
+            "in: export a folder that holds the tokenizer, or call `set_prompts(tokenizer)` first."
+        )
     classifier = classifier.to("cpu", torch.float32).eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -177,8 +181,10 @@ def export_onnx(
         _export(module, _example_inputs(feature_extractor, (1.0, 0.6), seed=0), path, opset, dynamo)
     except Exception as error:  # any exporter failure gets the same advice
         other = "dynamo=False (the TorchScript exporter)" if dynamo else "dynamo=True"
-        raise OnnxExportError(f"torch.onnx.export failed ({type(error).__name__}: {error}); try {other}, or report "
-                              "the model's audio_config.model_type with this message.") from error
+        raise OnnxExportError(
+            f"torch.onnx.export failed ({type(error).__name__}: {error}); try {other}, or report "
+            "the model's audio_config.model_type with this message."
+        ) from error
     classifier.config.save_pretrained(out_dir)
     feature_extractor.save_pretrained(out_dir)
     (out_dir / LABELS_FILE).write_text(json.dumps(_label_tables(classifier), indent=1) + "\n", encoding="utf-8")
@@ -198,13 +204,16 @@ def _verify(classifier, feature_extractor, path: Path) -> float:
         expected = classifier(**{name: torch.from_numpy(value) for name, value in example.items()}).logits.numpy()
     difference = float(np.abs(logits - expected).max())
     if not difference <= PARITY_TOLERANCE:
-        raise OnnxExportError(f"the exported graph's logits differ from PyTorch's by {difference:.2e} (tolerance "
-                              f"{PARITY_TOLERANCE}) on a padded batch; {path} is not usable as it is.")
+        raise OnnxExportError(
+            f"the exported graph's logits differ from PyTorch's by {difference:.2e} (tolerance "
+            f"{PARITY_TOLERANCE}) on a padded batch; {path} is not usable as it is."
+        )
     return difference
 
 
-def windowed_logits(audio_embeds: np.ndarray, lengths: np.ndarray, clip_index: np.ndarray, label_table: np.ndarray,
-                    logit_scale: float) -> np.ndarray:
+def windowed_logits(
+    audio_embeds: np.ndarray, lengths: np.ndarray, clip_index: np.ndarray, label_table: np.ndarray, logit_scale: float
+) -> np.ndarray:
     """(clips, num_labels) logits from window embeddings: the length-weighted mean of each clip's windows,
     L2-normalised, against the label table; the numpy twin of `average_windows` + `label_logits`."""
     clip_index = np.asarray(clip_index, dtype=np.int64)
@@ -228,8 +237,9 @@ class OnnxClassifier:
         from ..feature_extraction_gemo_clap import GEmoClapFeatureExtractor
 
         folder = Path(folder)
-        self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE),
-                                                    providers=providers or ["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            str(folder / ONNX_FILE), providers=providers or ["CPUExecutionProvider"]
+        )
         self.feature_extractor = GEmoClapFeatureExtractor.from_pretrained(folder)
         self.tables = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))
         self.labels = self.tables["emotion_labels"]
@@ -243,8 +253,13 @@ class OnnxClassifier:
         clip_index = inputs.get("clip_index")
         if clip_index is None:
             clip_index = np.arange(len(embeds))
-        return windowed_logits(embeds, inputs["audio_attention_mask"].sum(-1), clip_index,
-                               self.tables[f"{kind}_label_embeddings"], self.tables["logit_scale"])
+        return windowed_logits(
+            embeds,
+            inputs["audio_attention_mask"].sum(-1),
+            clip_index,
+            self.tables[f"{kind}_label_embeddings"],
+            self.tables["logit_scale"],
+        )
 
     def __call__(self, clips, sampling_rate: int | None = None) -> np.ndarray:
         inputs, logits, embeds = self._run(clips, sampling_rate)
@@ -255,5 +270,12 @@ class OnnxClassifier:
         return self._windowed(inputs, embeds, "gender")
 
 
-__all__ = ["DEFAULT_OPSET", "ExportReport", "ExportableClassifier", "OnnxClassifier", "OnnxExportError",
-           "export_onnx", "windowed_logits"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "ExportReport",
+    "ExportableClassifier",
+    "OnnxClassifier",
+    "OnnxExportError",
+    "export_onnx",
+    "windowed_logits",
+]

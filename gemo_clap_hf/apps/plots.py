@@ -7,8 +7,8 @@ safe on servers, under `accelerate launch` and inside a user's notebook alike.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

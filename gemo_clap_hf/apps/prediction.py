@@ -258,8 +258,9 @@ def iter_predictions(
                 yield result
             else:
                 readable.append(result)
-        batches = [[readable[i] for i in bucket]
-                   for bucket in length_buckets([c.num_samples for c in readable], batch_size)]
+        batches = [
+            [readable[i] for i in bucket] for bucket in length_buckets([c.num_samples for c in readable], batch_size)
+        ]
         pending = [pool.submit(_decode_batch, feature_extractor, batch) for batch in batches[: num_workers + 1]]
         for next_batch in range(len(pending), len(batches) + len(pending)):
             inputs, good, failures = pending.pop(0).result()
@@ -300,8 +301,9 @@ def predict_files(
     position = {}
     for index, path in enumerate(paths):
         position.setdefault(str(path), index)
-    results = list(iter_predictions(classifier, feature_extractor, list(position), batch_size, device, top_k,
-                                    num_workers))
+    results = list(
+        iter_predictions(classifier, feature_extractor, list(position), batch_size, device, top_k, num_workers)
+    )
     failures = [r for r in results if isinstance(r, Failure)]
     for failure in failures:
         logger.warning("skipped %s: %s", failure.file, failure.reason)
@@ -376,8 +378,7 @@ def measure_bulk_throughput(
         for _ in range(max(1, repeats)):
             for name, size in modes.items():
                 start = time.perf_counter()
-                predictions = predict_files(classifier, feature_extractor, files, size, device,
-                                            num_workers=num_workers)
+                predictions = predict_files(classifier, feature_extractor, files, size, device, num_workers=num_workers)
                 times[name].append(time.perf_counter() - start)
                 probabilities[name] = np.array([list(p.probabilities.values()) for p in predictions])
     figures = {
@@ -390,11 +391,15 @@ def measure_bulk_throughput(
     }
     for name, measured in times.items():
         elapsed = float(np.median(measured))
-        figures[name] = {"seconds": elapsed, "clips_per_s": num_clips / elapsed,
-                         "audio_hours_per_s": seconds / 3600 / elapsed}
+        figures[name] = {
+            "seconds": elapsed,
+            "clips_per_s": num_clips / elapsed,
+            "audio_hours_per_s": seconds / 3600 / elapsed,
+        }
     figures["speedup"] = figures["one_at_a_time"]["seconds"] / figures["batched"]["seconds"]
     figures["max_probability_difference"] = float(
-        np.abs(probabilities["batched"] - probabilities["one_at_a_time"]).max())
+        np.abs(probabilities["batched"] - probabilities["one_at_a_time"]).max()
+    )
     return figures
 
 

@@ -24,10 +24,34 @@ from pathlib import Path
 from transformers import AutoConfig, AutoModel
 
 # Words every tokenizer made here must cover: the default emotion and gender labels and common prompt words.
-PROMPT_WORDS = (
-    "neutral happy sad angry excited frustrated calm fearful disgust surprised female male "
-    "a an the person speaker speaking talking in with voice tone sounds is emotion"
-).split()
+PROMPT_WORDS = [
+    "neutral",
+    "happy",
+    "sad",
+    "angry",
+    "excited",
+    "frustrated",
+    "calm",
+    "fearful",
+    "disgust",
+    "surprised",
+    "female",
+    "male",
+    "a",
+    "an",
+    "the",
+    "person",
+    "speaker",
+    "speaking",
+    "talking",
+    "in",
+    "with",
+    "voice",
+    "tone",
+    "sounds",
+    "is",
+    "emotion",
+]
 
 # The wav2vec2-family CNN layout (receptive field 400 samples, stride 320), as in every released checkpoint.
 CONV_KERNEL = (10, 3, 3, 3, 3, 2, 2)
@@ -68,25 +92,39 @@ PRESETS: dict[str, TowerPreset] = {
         TowerPreset("wavlm-base-plus", "wavlm", "speech", {**_SPEECH_COMMON, **_GROUP_NORM}),
         TowerPreset("wavlm-large", "wavlm", "speech", {**_SPEECH_COMMON, **_LAYER_NORM}, 1024, 24, 16, 4096),
         TowerPreset(
-            "hubert-base-ls960", "hubert", "speech",
+            "hubert-base-ls960",
+            "hubert",
+            "speech",
             {**_SPEECH_COMMON, **_GROUP_NORM, "feat_proj_layer_norm": True, "conv_pos_batch_norm": False},
         ),
         TowerPreset("wav2vec2-base", "wav2vec2", "speech", {**_SPEECH_COMMON, **_GROUP_NORM}),
         # data2vec-audio has no feat_extract_norm switch: LayerNorm on every conv layer and a post-LN encoder, with a
         # positional embedding of 5 stacked convs (kernel 19, each followed by a LayerNorm without affine and GELU).
         TowerPreset(
-            "data2vec-audio-base", "data2vec-audio", "speech",
+            "data2vec-audio-base",
+            "data2vec-audio",
+            "speech",
             {**_SPEECH_COMMON, "num_conv_pos_embeddings": 5, "conv_pos_kernel_size": 19},
         ),
         # RoBERTa: one token type, positions offset by padding_idx + 1 (514 = 512 + 2), LayerNorm eps 1e-5.
         TowerPreset(
-            "roberta-base", "roberta", "text",
-            {"type_vocab_size": 1, "layer_norm_eps": 1e-5, "hidden_act": "gelu", "pad_token_id": 1,
-             "bos_token_id": 0, "eos_token_id": 2},
+            "roberta-base",
+            "roberta",
+            "text",
+            {
+                "type_vocab_size": 1,
+                "layer_norm_eps": 1e-5,
+                "hidden_act": "gelu",
+                "pad_token_id": 1,
+                "bos_token_id": 0,
+                "eos_token_id": 2,
+            },
             vocab_size=50265,
         ),
         TowerPreset(
-            "bert-base-uncased", "bert", "text",
+            "bert-base-uncased",
+            "bert",
+            "text",
             {"type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu", "pad_token_id": 0},
             vocab_size=30522,
         ),
@@ -108,15 +146,40 @@ FAMILY_PRESETS = {
 SIZES = {
     # Shrunk dimensions; the positional conv's kernel (wav2vec2/WavLM/HuBERT: 128, even) and WavLM's relative
     # position buckets (320 over 800 frames) shrink with them. "full" is each preset's own checkpoint size.
-    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_channels=16,
-                 pos_conv_kernel=16, num_buckets=32, max_bucket_distance=200, max_text_positions=64),
-    "small": dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=4, intermediate_size=192, conv_channels=64,
-                  pos_conv_kernel=16, num_buckets=32, max_bucket_distance=200, max_text_positions=64),
+    "tiny": dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_channels=16,
+        pos_conv_kernel=16,
+        num_buckets=32,
+        max_bucket_distance=200,
+        max_text_positions=64,
+    ),
+    "small": dict(
+        hidden_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=192,
+        conv_channels=64,
+        pos_conv_kernel=16,
+        num_buckets=32,
+        max_bucket_distance=200,
+        max_text_positions=64,
+    ),
 }
 FULL_SIZES = ("full", "base")  # "base" is the former name of the full size (all default presets are base models)
 
-_NO_SPEECH_REGULARISATION = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-                                 feat_proj_dropout=0.0, layerdrop=0.0, mask_time_prob=0.0, mask_feature_prob=0.0)
+_NO_SPEECH_REGULARISATION = dict(
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.0,
+    layerdrop=0.0,
+    mask_time_prob=0.0,
+    mask_feature_prob=0.0,
+)
 _NO_TEXT_REGULARISATION = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 
@@ -133,12 +196,18 @@ def get_preset(name_or_model_type: str, kind: str | None = None) -> TowerPreset:
 
 def _dimensions(preset: TowerPreset, size: str) -> dict:
     if size in FULL_SIZES:
-        return dict(hidden_size=preset.hidden_size, num_hidden_layers=preset.num_hidden_layers,
-                    num_attention_heads=preset.num_attention_heads, intermediate_size=preset.intermediate_size)
+        return dict(
+            hidden_size=preset.hidden_size,
+            num_hidden_layers=preset.num_hidden_layers,
+            num_attention_heads=preset.num_attention_heads,
+            intermediate_size=preset.intermediate_size,
+        )
     if size not in SIZES:
         raise ValueError(f"size must be one of {[*SIZES, *FULL_SIZES]}, not {size!r}")
-    return {key: SIZES[size][key] for key in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                              "intermediate_size")}
+    return {
+        key: SIZES[size][key]
+        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    }
 
 
 def speech_tower_config(preset: str = "wavlm-base-plus", size: str = "small", **overrides):
@@ -164,8 +233,13 @@ def text_tower_config(preset: str = "roberta-base", size: str = "small", vocab_s
     positions = 512 if full else SIZES[size]["max_text_positions"]
     if spec.model_type == "roberta":
         positions += spec.structure["pad_token_id"] + 1  # RoBERTa's positions start after padding_idx (514 = 512 + 2)
-    values = {**spec.structure, **_dimensions(spec, size), **_NO_TEXT_REGULARISATION,
-              "vocab_size": vocab_size or (spec.vocab_size if full else 400), "max_position_embeddings": positions}
+    values = {
+        **spec.structure,
+        **_dimensions(spec, size),
+        **_NO_TEXT_REGULARISATION,
+        "vocab_size": vocab_size or (spec.vocab_size if full else 400),
+        "max_position_embeddings": positions,
+    }
     values.update(overrides)
     return AutoConfig.for_model(spec.model_type, **values)
 
@@ -228,6 +302,15 @@ def save_random_towers(
 
 
 __all__ = [
-    "FAMILY_PRESETS", "PRESETS", "SIZES", "SPEECH_PRESETS", "TEXT_PRESETS", "TowerPreset", "get_preset",
-    "save_random_towers", "speech_tower_config", "text_tower_config", "train_prompt_tokenizer",
+    "FAMILY_PRESETS",
+    "PRESETS",
+    "SIZES",
+    "SPEECH_PRESETS",
+    "TEXT_PRESETS",
+    "TowerPreset",
+    "get_preset",
+    "save_random_towers",
+    "speech_tower_config",
+    "text_tower_config",
+    "train_prompt_tokenizer",
 ]

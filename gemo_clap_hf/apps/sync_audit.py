@@ -194,8 +194,18 @@ class SyncRecorder(TorchDispatchMode):
         via = None
         if not from_package and package is not None:
             via = f"{_short_path(os.path.abspath(package.f_code.co_filename))}:{package.f_lineno}"
-        self.syncs.append(Sync(op, reason, os.path.abspath(issuer.f_code.co_filename), issuer.f_lineno,
-                               issuer.f_code.co_name, from_package, via, node))
+        self.syncs.append(
+            Sync(
+                op,
+                reason,
+                os.path.abspath(issuer.f_code.co_filename),
+                issuer.f_lineno,
+                issuer.f_code.co_name,
+                from_package,
+                via,
+                node,
+            )
+        )
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

@@ -164,18 +164,25 @@ class GEmoClapDataCollator:
             batch["gender_labels"] = self._labels(rows, "gender", config.gender_labels)
         elif config.loss_type in ("sl", "ml"):
             missing = _row_name(rows[has_gender.index(False)], has_gender.index(False))
-            raise ValueError(f"loss_type={config.loss_type!r} needs a `gender` for every row; {missing} has none. "
-                             "Add a gender column, or train with loss_type='emo'.")
+            raise ValueError(
+                f"loss_type={config.loss_type!r} needs a `gender` for every row; {missing} has none. "
+                "Add a gender column, or train with loss_type='emo'."
+            )
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if self.config is None:
-            raise ValueError("GEmoClapDataCollator has no model config: pass `config=model.config`, or hand the "
-                             "collator to GEmoClapTrainer, which fills it in.")
+            raise ValueError(
+                "GEmoClapDataCollator has no model config: pass `config=model.config`, or hand the "
+                "collator to GEmoClapTrainer, which fills it in."
+            )
         waveforms = [self._crop(self._waveform(row["audio"]), row) for row in rows]
-        names = [str(row["audio"]) if isinstance(row["audio"], str) else str(row.get("id", f"#{i}"))
-                 for i, row in enumerate(rows)]
-        batch = dict(self.feature_extractor(waveforms, sampling_rate=self.sampling_rate, return_tensors="pt",
-                                            names=names))
+        names = [
+            str(row["audio"]) if isinstance(row["audio"], str) else str(row.get("id", f"#{i}"))
+            for i, row in enumerate(rows)
+        ]
+        batch = dict(
+            self.feature_extractor(waveforms, sampling_rate=self.sampling_rate, return_tensors="pt", names=names)
+        )
         self._add_labels(batch, rows)
         return batch
 
@@ -219,7 +226,8 @@ def length_grouped_sampler(dataset, args) -> EpochSeededLengthGroupedSampler | N
             "samples); add such a column, or set `length_column_name`, or use another train_sampling_strategy."
         )
     return EpochSeededLengthGroupedSampler(
-        args.train_batch_size * args.gradient_accumulation_steps, dataset[column],
+        args.train_batch_size * args.gradient_accumulation_steps,
+        dataset[column],
         seed=args.data_seed if args.data_seed is not None else args.seed,
     )
 
@@ -237,9 +245,11 @@ def evaluation_dataloader(dataset, collator: Callable, args, prepare: Callable[[
     workers = args.dataloader_num_workers
     options = {"num_workers": workers, "pin_memory": args.dataloader_pin_memory, "drop_last": args.dataloader_drop_last}
     if workers > 0:
-        options.update(persistent_workers=args.dataloader_persistent_workers,
-                       prefetch_factor=args.dataloader_prefetch_factor,
-                       multiprocessing_context=getattr(args, "dataloader_multiprocessing_context", None))
+        options.update(
+            persistent_workers=args.dataloader_persistent_workers,
+            prefetch_factor=args.dataloader_prefetch_factor,
+            multiprocessing_context=getattr(args, "dataloader_multiprocessing_context", None),
+        )
     if getattr(args, "dataloader_in_order", True) is False:
         options["in_order"] = False
     ordered = None if isinstance(dataset, IterableDataset) else SequentialSampler(dataset)

@@ -50,21 +50,32 @@ def _refuse_repeats(utterances: list[Utterance], corpus: str, key, shown_with, w
     repeated = {value: where for value, where in rows.items() if len(where) > 1}
     if repeated:
         shown = "; ".join(f"{value!r} ({', '.join(where)})" for value, where in list(repeated.items())[:_SHOWN])
-        raise ValueError(f"{corpus}: {len(repeated)} {what} more than once, e.g. {shown}; each utterance must appear "
-                         f"once ({fix}).")
+        raise ValueError(
+            f"{corpus}: {len(repeated)} {what} more than once, e.g. {shown}; each utterance must appear once ({fix})."
+        )
 
 
 def _check_unique(utterances: list[Utterance], corpus: str) -> None:
     """Each utterance id, and each audio file, once: a repeated row could land in both the training and the test set."""
-    _refuse_repeats(utterances, corpus, lambda u: u.id, lambda u: str(u.path), "utterance ids occur",
-                    "remove the duplicate rows or give them distinct ids")
-    _refuse_repeats(utterances, corpus, lambda u: str(u.path.resolve()), lambda u: repr(u.id),
-                    "audio files are listed", "remove the duplicate rows")
+    _refuse_repeats(
+        utterances,
+        corpus,
+        lambda u: u.id,
+        lambda u: str(u.path),
+        "utterance ids occur",
+        "remove the duplicate rows or give them distinct ids",
+    )
+    _refuse_repeats(
+        utterances,
+        corpus,
+        lambda u: str(u.path.resolve()),
+        lambda u: repr(u.id),
+        "audio files are listed",
+        "remove the duplicate rows",
+    )
 
 
-def _read_headers(
-    utterances: list[Utterance], corpus: str, skip_bad_files: bool
-) -> list[tuple[Utterance, AudioInfo]]:
+def _read_headers(utterances: list[Utterance], corpus: str, skip_bad_files: bool) -> list[tuple[Utterance, AudioInfo]]:
     """Header of every file; missing/corrupt files raise (naming the first few) or are skipped with a count."""
     good, missing, broken = [], [], []
     for utterance in utterances:
@@ -93,8 +104,9 @@ def _log_resampling(infos: Iterable[AudioInfo], corpus: str, target_rate: int) -
     rates = Counter(info.sampling_rate for info in infos if info.sampling_rate != target_rate)
     if rates:
         shown = ", ".join(f"{count} at {rate} Hz" for rate, count in sorted(rates.items()))
-        logger.info(f"{corpus}: {sum(rates.values())} files ({shown}) will be resampled to {target_rate} Hz "
-                    "when decoded.")
+        logger.info(
+            f"{corpus}: {sum(rates.values())} files ({shown}) will be resampled to {target_rate} Hz when decoded."
+        )
 
 
 def build_dataset(
@@ -129,8 +141,10 @@ def build_dataset(
         "length": [info.num_samples(sampling_rate) for _, info in rows],
     }
     genders = format_counts(Counter(columns["gender"]))
-    logger.info(f"{corpus}: {len(rows)} utterances, {len(set(columns['speaker']))} speakers ({genders}), "
-                f"{sum(columns['duration']) / 3600:.2f} h ({sum(columns['duration']):.1f} s).")
+    logger.info(
+        f"{corpus}: {len(rows)} utterances, {len(set(columns['speaker']))} speakers ({genders}), "
+        f"{sum(columns['duration']) / 3600:.2f} h ({sum(columns['duration']):.1f} s)."
+    )
     return datasets.Dataset.from_dict(columns, features=CORPUS_FEATURES)
 
 

@@ -59,23 +59,43 @@ class CorpusSpec:
 
 IEMOCAP_LABEL_MAP = {**FOUR_CLASS_MAP, "excited": "happy"}
 
-CORPORA: Mapping[str, CorpusSpec] = MappingProxyType({
-    # The paper's 4 classes with excited merged into happy (5531 utterances).
-    "iemocap": CorpusSpec(read_iemocap, "IEMOCAP", "en", "session", IEMOCAP_LABEL_MAP,
-                          {"neutral": 1708, "happy": 1636, "sad": 1084, "angry": 1103}),
-    # Calm merged into neutral, so neutral has 96 + 192 clips (`calm="drop"` or a label_map without calm drops it).
-    "ravdess": CorpusSpec(read_ravdess, "RAVDESS", "en", "speaker", {**FOUR_CLASS_MAP, "calm": "neutral"},
-                          {"neutral": 288, "happy": 192, "sad": 192, "angry": 192}),
-    # Disgust and fear dropped; neutral is only recorded at the unspecified intensity.
-    "crema_d": CorpusSpec(read_crema_d, "CREMA-D", "en", "speaker", FOUR_CLASS_MAP,
-                          {"neutral": 1087, "happy": 1271, "sad": 1271, "angry": 1271}),
-    # Counts change with every release, so none are recorded.
-    "msp_podcast": CorpusSpec(read_msp_podcast, "MSP-Podcast", "en", "split", FOUR_CLASS_MAP),
-    "manifest": CorpusSpec(read_manifest, "custom manifest", None, "column", None),
-    # The embedded corpus is written in the IEMOCAP layout, so the IEMOCAP reader, label set and protocol run on it;
-    # its class shares follow IEMOCAP's counts (`synthetic.py`), its size is a generation setting.
-    "synthetic": CorpusSpec(read_iemocap, "synthetic gender-confounded speech", None, "session", IEMOCAP_LABEL_MAP),
-})
+CORPORA: Mapping[str, CorpusSpec] = MappingProxyType(
+    {
+        # The paper's 4 classes with excited merged into happy (5531 utterances).
+        "iemocap": CorpusSpec(
+            read_iemocap,
+            "IEMOCAP",
+            "en",
+            "session",
+            IEMOCAP_LABEL_MAP,
+            {"neutral": 1708, "happy": 1636, "sad": 1084, "angry": 1103},
+        ),
+        # Calm merged into neutral, so neutral has 96 + 192 clips (`calm="drop"` or a label_map without calm drops it).
+        "ravdess": CorpusSpec(
+            read_ravdess,
+            "RAVDESS",
+            "en",
+            "speaker",
+            {**FOUR_CLASS_MAP, "calm": "neutral"},
+            {"neutral": 288, "happy": 192, "sad": 192, "angry": 192},
+        ),
+        # Disgust and fear dropped; neutral is only recorded at the unspecified intensity.
+        "crema_d": CorpusSpec(
+            read_crema_d,
+            "CREMA-D",
+            "en",
+            "speaker",
+            FOUR_CLASS_MAP,
+            {"neutral": 1087, "happy": 1271, "sad": 1271, "angry": 1271},
+        ),
+        # Counts change with every release, so none are recorded.
+        "msp_podcast": CorpusSpec(read_msp_podcast, "MSP-Podcast", "en", "split", FOUR_CLASS_MAP),
+        "manifest": CorpusSpec(read_manifest, "custom manifest", None, "column", None),
+        # The embedded corpus is written in the IEMOCAP layout, so the IEMOCAP reader, label set and protocol run on it;
+        # its class shares follow IEMOCAP's counts (`synthetic.py`), its size is a generation setting.
+        "synthetic": CorpusSpec(read_iemocap, "synthetic gender-confounded speech", None, "session", IEMOCAP_LABEL_MAP),
+    }
+)
 
 
 def available_corpora() -> list[str]:
@@ -86,8 +106,10 @@ def corpus_spec(name: str) -> CorpusSpec:
     """The registry entry of `name` ("crema-d" and "CREMA_D" name "crema_d"), or a ValueError listing the names."""
     key = name.lower().replace("-", "_")
     if key not in CORPORA:
-        raise ValueError(f"unknown corpus {name!r}; choose one of {available_corpora()} "
-                         "(any other corpus can be read through a 'manifest').")
+        raise ValueError(
+            f"unknown corpus {name!r}; choose one of {available_corpora()} "
+            "(any other corpus can be read through a 'manifest')."
+        )
     return CORPORA[key]
 
 
@@ -95,8 +117,10 @@ def _check_options(name: str, reader: Callable[..., ReadResult], options: Mappin
     accepted = [p for p in inspect.signature(reader).parameters if p != "data_dir"]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise TypeError(f"load_corpus({name!r}) got unknown options {unknown}; {name} accepts {accepted} besides "
-                        "label_map, labels, skip_bad_files and sampling_rate.")
+        raise TypeError(
+            f"load_corpus({name!r}) got unknown options {unknown}; {name} accepts {accepted} besides "
+            "label_map, labels, skip_bad_files and sampling_rate."
+        )
 
 
 def load_corpus(
@@ -129,9 +153,16 @@ def load_corpus(
     _check_options(name, spec.reader, options)
     result = spec.reader(data_dir, **options)
     default_map = None if spec.label_map is None else {**spec.label_map, **result.label_map_changes}
-    return build_dataset(result.utterances, name, source=result.source, default_label_map=default_map,
-                         label_map=label_map, labels=labels, skip_bad_files=skip_bad_files,
-                         sampling_rate=sampling_rate)
+    return build_dataset(
+        result.utterances,
+        name,
+        source=result.source,
+        default_label_map=default_map,
+        label_map=label_map,
+        labels=labels,
+        skip_bad_files=skip_bad_files,
+        sampling_rate=sampling_rate,
+    )
 
 
 __all__ = ["CORPORA", "CorpusSpec", "FoldScheme", "available_corpora", "corpus_spec", "load_corpus"]

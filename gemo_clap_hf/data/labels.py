@@ -22,8 +22,15 @@ FOUR_CLASS_MAP: dict[str, str | None] = {label: label for label in FOUR_CLASS_LA
 # they are never taken for one speaker who talks in every fold (false leakage, one giant speaker fold).
 _UNKNOWN_SPEAKERS = {"", "unknown", "none", "nan", "n/a", "na", "null"}
 
-_GENDERS = {"f": "female", "female": "female", "w": "female", "woman": "female",
-            "m": "male", "male": "male", "man": "male"}
+_GENDERS = {
+    "f": "female",
+    "female": "female",
+    "w": "female",
+    "woman": "female",
+    "m": "male",
+    "male": "male",
+    "man": "male",
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class Utterance:
 
 
 def normalise_gender(value: object) -> str | None:
-    """"female"/"male" from the spellings corpora use (F, Female, m, ...); None when unknown."""
+    """ "female"/"male" from the spellings corpora use (F, Female, m, ...); None when unknown."""
     return _GENDERS.get(str(value).strip().lower())
 
 
@@ -62,10 +69,15 @@ def _source_name(utterance: Utterance) -> str:
 
 def _check_label_map(label_map: object) -> None:
     if not isinstance(label_map, Mapping):
-        raise TypeError(f"label_map must be a dict of source label -> target label (or None to drop), "
-                        f"not {type(label_map).__name__}.")
-    bad = {key: value for key, value in label_map.items() if not isinstance(key, str)
-           or not (value is None or isinstance(value, str))}
+        raise TypeError(
+            f"label_map must be a dict of source label -> target label (or None to drop), "
+            f"not {type(label_map).__name__}."
+        )
+    bad = {
+        key: value
+        for key, value in label_map.items()
+        if not isinstance(key, str) or not (value is None or isinstance(value, str))
+    }
     if bad:
         raise TypeError(f"label_map entries must map a label string to a label string or None; bad entries: {bad}.")
 
@@ -86,9 +98,11 @@ def _warn_rare_labels(counts: Mapping[str, int], corpus: str) -> None:
     total = sum(counts.values())
     rare = {label: count for label, count in counts.items() if count < RARE_LABEL_SHARE * total}
     if rare:
-        logger.warning(f"{corpus}: labels with under {RARE_LABEL_SHARE:.0%} of the utterances: {format_counts(rare)}. "
-                       "If they are typos or mislabeled rows, fix the rows, or map them with label_map (None drops "
-                       "them); otherwise the model learns them as classes of their own.")
+        logger.warning(
+            f"{corpus}: labels with under {RARE_LABEL_SHARE:.0%} of the utterances: {format_counts(rare)}. "
+            "If they are typos or mislabeled rows, fix the rows, or map them with label_map (None drops "
+            "them); otherwise the model learns them as classes of their own."
+        )
 
 
 def apply_label_map(
@@ -140,5 +154,13 @@ def drop_unknown_gender(utterances: list[Utterance], corpus: str) -> list[Uttera
     return kept
 
 
-__all__ = ["FOUR_CLASS_LABELS", "FOUR_CLASS_MAP", "Utterance", "apply_label_map", "drop_unknown_gender",
-           "format_counts", "normalise_gender", "normalise_speaker"]
+__all__ = [
+    "FOUR_CLASS_LABELS",
+    "FOUR_CLASS_MAP",
+    "Utterance",
+    "apply_label_map",
+    "drop_unknown_gender",
+    "format_counts",
+    "normalise_gender",
+    "normalise_speaker",
+]

@@ -29,8 +29,9 @@ _SHOWN = 20
 
 def available_folds(dataset: datasets.Dataset) -> list[str]:
     """The dataset's folds in natural order ("2" before "10"); "" (no fold) is not one."""
-    return sorted(set(dataset["fold"]) - {""}, key=lambda fold: (not fold.isdigit(), int(fold) if fold.isdigit()
-                                                                  else 0, fold))
+    return sorted(
+        set(dataset["fold"]) - {""}, key=lambda fold: (not fold.isdigit(), int(fold) if fold.isdigit() else 0, fold)
+    )
 
 
 def uses_own_folds(name: str) -> bool:
@@ -45,8 +46,12 @@ def fold_scheme(name: str, num_folds: int | None = None) -> str:
     """How the folds of corpus `name` are formed, in words: "leave-one-session-out", "speaker-grouped 5-fold", ..."""
     if num_folds:
         return f"speaker-grouped {num_folds}-fold"
-    return {"session": "leave-one-session-out", "split": "the release's splits", "column": "the manifest's folds",
-            "speaker": "no folds (speaker-grouped folds need num_folds)"}[corpus_spec(name).folds]
+    return {
+        "session": "leave-one-session-out",
+        "split": "the release's splits",
+        "column": "the manifest's folds",
+        "speaker": "no folds (speaker-grouped folds need num_folds)",
+    }[corpus_spec(name).folds]
 
 
 def protocol_sentence(
@@ -64,12 +69,17 @@ def protocol_sentence(
         held_out = f"{scheme} with session {test_fold} held out for test"
     else:
         held_out = f"the corpus' fold {str(test_fold)!r} held out for test"
-    selection = (f"fold {eval_fold} served as the validation set" if eval_fold is not None else
-                 "the test fold also served as the evaluation set, without a separate validation fold")
+    selection = (
+        f"fold {eval_fold} served as the validation set"
+        if eval_fold is not None
+        else "the test fold also served as the evaluation set, without a separate validation fold"
+    )
     independence = "speaker-independent, no speaker is in both training and test"
     if unknown_speakers:
-        independence = (f"speaker-independent, no known speaker is in both training and test ({unknown_speakers} "
-                        "utterances have no speaker id and could not be checked)")
+        independence = (
+            f"speaker-independent, no known speaker is in both training and test ({unknown_speakers} "
+            "utterances have no speaker id and could not be checked)"
+        )
     return f"{held_out}; {selection}; {independence}"
 
 
@@ -88,9 +98,11 @@ def assign_speaker_folds(dataset: datasets.Dataset, k: int = 5, seed: int = FOLD
         raise ValueError(f"k={k}: speaker folds need k >= 2.")
     unknown = count_unknown_speakers(dataset)
     if unknown:
-        raise ValueError(f"{unknown} utterances have no known speaker (''); speaker folds need a speaker for every "
-                         "utterance: add a `speaker` column to the manifest, or use the corpus' own folds or splits "
-                         "(MSP-Podcast: its Split_Set, e.g. test fold Test1).")
+        raise ValueError(
+            f"{unknown} utterances have no known speaker (''); speaker folds need a speaker for every "
+            "utterance: add a `speaker` column to the manifest, or use the corpus' own folds or splits "
+            "(MSP-Podcast: its Split_Set, e.g. test fold Test1)."
+        )
     counts = Counter(dataset["speaker"])
     if len(counts) < k:
         raise ValueError(f"k={k} folds need at least {k} speakers, but the dataset has {len(counts)}; lower k.")
@@ -113,11 +125,15 @@ def split_by_fold(dataset: datasets.Dataset, test_fold: str | int) -> tuple[data
     available = sorted(set(folds))
     test_rows = [index for index, fold in enumerate(folds) if fold == test_fold]
     if not test_rows:
-        raise ValueError(f"fold {test_fold!r} has no utterances; available folds: {available}"
-                         + (" (the corpus has no folds: use assign_speaker_folds)" if available == [""] else "") + ".")
+        raise ValueError(
+            f"fold {test_fold!r} has no utterances; available folds: {available}"
+            + (" (the corpus has no folds: use assign_speaker_folds)" if available == [""] else "")
+            + "."
+        )
     if len(test_rows) == len(folds):
-        raise ValueError(f"fold {test_fold!r} holds every utterance, leaving no training data; "
-                         f"available folds: {available}.")
+        raise ValueError(
+            f"fold {test_fold!r} holds every utterance, leaving no training data; available folds: {available}."
+        )
     test_set = set(test_rows)
     train_rows = [index for index in range(len(folds)) if index not in test_set]
     return dataset.select(train_rows), dataset.select(test_rows)
@@ -131,14 +147,18 @@ def check_speaker_leakage(train: datasets.Dataset, test: datasets.Dataset) -> No
     """
     unknown = count_unknown_speakers(train) + count_unknown_speakers(test)
     if unknown:
-        logger.warning(f"{unknown} utterances have no speaker, so speaker leakage between the training and the test "
-                       "set cannot be checked for them (the corpus does not know their speaker, e.g. MSP-Podcast's "
-                       "SpkrID 'Unknown'); for a manifest, add a `speaker` column.")
+        logger.warning(
+            f"{unknown} utterances have no speaker, so speaker leakage between the training and the test "
+            "set cannot be checked for them (the corpus does not know their speaker, e.g. MSP-Podcast's "
+            "SpkrID 'Unknown'); for a manifest, add a `speaker` column."
+        )
     shared = sorted((set(train["speaker"]) & set(test["speaker"])) - {UNKNOWN_SPEAKER})
     if shared:
         shown = ", ".join(shared[:_SHOWN]) + (f", ... ({len(shared)} in all)" if len(shared) > _SHOWN else "")
-        raise ValueError(f"speaker leakage: {len(shared)} speakers are in both the training and the test set: "
-                         f"{shown}; split by speaker (split_by_fold on session/speaker folds).")
+        raise ValueError(
+            f"speaker leakage: {len(shared)} speakers are in both the training and the test set: "
+            f"{shown}; split by speaker (split_by_fold on session/speaker folds)."
+        )
 
 
 __all__ = [

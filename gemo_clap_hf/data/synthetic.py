@@ -30,8 +30,10 @@ def _class_shares(counts) -> str:
     """'neutral/happy/sad/angry in IEMOCAP's 4-class shares (1708/... of 5531, i.e. 31/... %)' for the card."""
     total = sum(counts.values())
     percents = "/".join(f"{100 * count / total:.0f}" for count in counts.values())
-    return (f"{'/'.join(counts)} in IEMOCAP's 4-class shares ({'/'.join(map(str, counts.values()))} of {total}, "
-            f"i.e. {percents} %)")
+    return (
+        f"{'/'.join(counts)} in IEMOCAP's 4-class shares ({'/'.join(map(str, counts.values()))} of {total}, "
+        f"i.e. {percents} %)"
+    )
 
 
 CORPUS_CARD = f"""\
@@ -87,13 +89,23 @@ CODE_STYLES = {
 CODE_EMOTIONS = {"neu": "neutral", "hap": "happy", "exc": "happy", "sad": "sad", "ang": "angry"}
 # Evaluator vocabulary and typical [valence, activation, dominance] per code, for the label files.
 CODE_NAMES = {
-    "neu": "Neutral", "hap": "Happiness", "exc": "Excited", "sad": "Sadness",
-    "ang": "Anger", "fru": "Frustration", "xxx": "Other",
-}  # fmt: skip
+    "neu": "Neutral",
+    "hap": "Happiness",
+    "exc": "Excited",
+    "sad": "Sadness",
+    "ang": "Anger",
+    "fru": "Frustration",
+    "xxx": "Other",
+}
 CODE_VAD = {
-    "neu": (2.5, 2.5, 2.5), "hap": (4.0, 3.0, 3.0), "exc": (4.0, 3.5, 3.5), "sad": (1.5, 2.0, 2.0),
-    "ang": (1.5, 4.0, 4.0), "fru": (2.0, 3.5, 3.5), "xxx": (2.5, 3.0, 3.0),
-}  # fmt: skip
+    "neu": (2.5, 2.5, 2.5),
+    "hap": (4.0, 3.0, 3.0),
+    "exc": (4.0, 3.5, 3.5),
+    "sad": (1.5, 2.0, 2.0),
+    "ang": (1.5, 4.0, 4.0),
+    "fru": (2.0, 3.5, 3.5),
+    "xxx": (2.5, 3.0, 3.0),
+}
 SESSION_NOISE_DB = -50.0  # background noise floor, dBFS, +-2 dB per session
 
 

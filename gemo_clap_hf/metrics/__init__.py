@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-
 
 SER_METRICS_PATH = str(Path(__file__).resolve().parent / "ser_metrics")
 

@@ -25,23 +25,29 @@ class ModelArguments:
 
     audio_encoder: str = field(
         default="microsoft/wavlm-base-plus",
-        metadata={"help": "Speech encoder to start from: a Hub id or a local folder (WavLM, HuBERT, wav2vec 2.0, "
-                          "data2vec-audio)."},
+        metadata={
+            "help": "Speech encoder to start from: a Hub id or a local folder (WavLM, HuBERT, wav2vec 2.0, "
+            "data2vec-audio)."
+        },
     )
     text_encoder: str = field(
         default="roberta-base",
-        metadata={"help": "Text encoder to start from, with its tokenizer: a Hub id or a local folder (RoBERTa, "
-                          "BERT, ...)."},
+        metadata={
+            "help": "Text encoder to start from, with its tokenizer: a Hub id or a local folder (RoBERTa, BERT, ...)."
+        },
     )
     loss_type: Literal["emo", "sl", "ml"] = field(
         default="sl",
-        metadata={"help": "emo: Emo-CLAP (emotion targets only); sl: SL-GEmo-CLAP (soft emotion+gender targets); "
-                          "ml: ML-GEmo-CLAP (emotion loss + gender loss)."},
+        metadata={
+            "help": "emo: Emo-CLAP (emotion targets only); sl: SL-GEmo-CLAP (soft emotion+gender targets); "
+            "ml: ML-GEmo-CLAP (emotion loss + gender loss)."
+        },
     )
     alpha_e: float = field(
         default=0.9,
-        metadata={"help": "Weight of emotion against gender (1 - alpha_e) in the sl targets or the ml loss; unused "
-                          "by emo."},
+        metadata={
+            "help": "Weight of emotion against gender (1 - alpha_e) in the sl targets or the ml loss; unused by emo."
+        },
     )
     projection_dim: int = field(default=512, metadata={"help": "Size of the shared audio-text embedding space."})
     prompt_template: str = field(
@@ -50,26 +56,34 @@ class ModelArguments:
     )
     target_normalization: Literal["sum", "softmax"] = field(
         default="sum",
-        metadata={"help": "How a row of the label-match matrix becomes a target distribution: 'sum' (divide by "
-                          "the row sum) or 'softmax'."},
+        metadata={
+            "help": "How a row of the label-match matrix becomes a target distribution: 'sum' (divide by "
+            "the row sum) or 'softmax'."
+        },
     )
     freeze_feature_encoder: bool = field(
         default=True,
-        metadata={"help": "Freeze the speech encoder's CNN feature encoder (usual for wav2vec2-family fine-tuning); "
-                          "--no_freeze_feature_encoder trains it too."},
+        metadata={
+            "help": "Freeze the speech encoder's CNN feature encoder (usual for wav2vec2-family fine-tuning); "
+            "--no_freeze_feature_encoder trains it too."
+        },
     )
     freeze_text_embeddings: bool = field(
         default=True,
-        metadata={"help": "Freeze the text encoder's word-embedding matrix (RoBERTa base: 39M parameters, of which "
-                          "only the label prompts' token rows ever get a gradient), which saves its AdamW update "
-                          "every step; --no_freeze_text_embeddings trains it too. Measured effect: docs/training.md."},
+        metadata={
+            "help": "Freeze the text encoder's word-embedding matrix (RoBERTa base: 39M parameters, of which "
+            "only the label prompts' token rows ever get a gradient), which saves its AdamW update "
+            "every step; --no_freeze_text_embeddings trains it too. Measured effect: docs/training.md."
+        },
     )
     layerdrop: float = field(
         default=0.0,
-        metadata={"help": "LayerDrop of the speech encoder (its checkpoint's value, e.g. 0.1, is replaced). A skipped "
-                          "layer gets no gradient, which stops multi-process training under gradient checkpointing "
-                          "(DDP without find_unused_parameters); 0 (the default, as in transformers' speech "
-                          "recognition examples) keeps every layer. SpecAugment (mask_time_prob) is kept."},
+        metadata={
+            "help": "LayerDrop of the speech encoder (its checkpoint's value, e.g. 0.1, is replaced). A skipped "
+            "layer gets no gradient, which stops multi-process training under gradient checkpointing "
+            "(DDP without find_unused_parameters); 0 (the default, as in transformers' speech "
+            "recognition examples) keeps every layer. SpecAugment (mask_time_prob) is kept."
+        },
     )
     logit_scale_init_value: float = field(
         default=1 / 0.07, metadata={"help": "Initial inverse temperature of both similarity directions."}
@@ -88,8 +102,10 @@ class DataArguments:
 
     dataset: Literal[CORPORA] = field(
         default="iemocap",
-        metadata={"help": "Corpus layout of --data_dir; 'manifest' reads a CSV/JSONL of path, emotion, gender "
-                          "[, speaker, fold]; 'synthetic' is the embedded corpus (IEMOCAP layout)."},
+        metadata={
+            "help": "Corpus layout of --data_dir; 'manifest' reads a CSV/JSONL of path, emotion, gender "
+            "[, speaker, fold]; 'synthetic' is the embedded corpus (IEMOCAP layout)."
+        },
     )
     data_dir: str | None = field(
         default=None,
@@ -97,24 +113,32 @@ class DataArguments:
     )
     test_fold: str | None = field(
         default=None,
-        metadata={"help": "Fold held out for testing: the IEMOCAP session 1-5, a manifest's fold/split value, or "
-                          "1..num_folds with --num_folds. Required."},
+        metadata={
+            "help": "Fold held out for testing: the IEMOCAP session 1-5, a manifest's fold/split value, or "
+            "1..num_folds with --num_folds. Required."
+        },
     )
     eval_fold: str | None = field(
         default=None,
-        metadata={"help": "Fold used for evaluation during training (model selection). If unset, the test fold is "
-                          "also the evaluation set (the usual IEMOCAP practice: do not select checkpoints on it)."},
+        metadata={
+            "help": "Fold used for evaluation during training (model selection). If unset, the test fold is "
+            "also the evaluation set (the usual IEMOCAP practice: do not select checkpoints on it)."
+        },
     )
     num_folds: int | None = field(
         default=None,
-        metadata={"help": "Re-assign folds as speaker-grouped k-fold (each speaker in one fold), for corpora "
-                          "without sessions (RAVDESS, CREMA-D, a manifest without folds)."},
+        metadata={
+            "help": "Re-assign folds as speaker-grouped k-fold (each speaker in one fold), for corpora "
+            "without sessions (RAVDESS, CREMA-D, a manifest without folds)."
+        },
     )
     label_map: str | None = field(
         default=None,
-        metadata={"help": "JSON object source label -> target label (null drops it), e.g. "
-                          "'{\"neutral\": \"neutral\", \"excited\": \"happy\", \"happy\": \"happy\"}'. Labels it "
-                          "does not list are dropped. Default: the corpus' 4-class set."},
+        metadata={
+            "help": "JSON object source label -> target label (null drops it), e.g. "
+            '\'{"neutral": "neutral", "excited": "happy", "happy": "happy"}\'. Labels it '
+            "does not list are dropped. Default: the corpus' 4-class set."
+        },
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Train on a random subset of this many utterances (quick runs)."}
@@ -124,8 +148,10 @@ class DataArguments:
     )
     max_duration_s: float | None = field(
         default=20.0,
-        metadata={"help": "Randomly crop longer training clips to this many seconds (a new window each epoch); "
-                          "evaluation always sees whole clips."},
+        metadata={
+            "help": "Randomly crop longer training clips to this many seconds (a new window each epoch); "
+            "evaluation always sees whole clips."
+        },
     )
     skip_bad_files: bool = field(
         default=False,
@@ -133,8 +159,10 @@ class DataArguments:
     )
     group_by_length: bool = field(
         default=True,
-        metadata={"help": "Batch clips of similar length (less padding) by setting --train_sampling_strategy "
-                          "group_by_length when it was left at 'random'; --no_group_by_length keeps random order."},
+        metadata={
+            "help": "Batch clips of similar length (less padding) by setting --train_sampling_strategy "
+            "group_by_length when it was left at 'random'; --no_group_by_length keeps random order."
+        },
     )
 
 
@@ -145,8 +173,10 @@ class GEmoClapTrainingArguments(TrainingArguments):
 
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Start from scratch in a non-empty output_dir instead of failing or resuming from its "
-                          "last checkpoint."},
+        metadata={
+            "help": "Start from scratch in a non-empty output_dir instead of failing or resuming from its "
+            "last checkpoint."
+        },
     )
 
     def __post_init__(self):

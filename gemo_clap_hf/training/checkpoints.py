@@ -61,8 +61,11 @@ def checkpoint_problem(folder: str | Path) -> str | None:
 
 
 def _checkpoints_newest_first(output_dir: Path) -> list[Path]:
-    found = [(int(match.group(1)), path) for path in output_dir.iterdir()
-             if path.is_dir() and (match := _CHECKPOINT_NAME.match(path.name))]
+    found = [
+        (int(match.group(1)), path)
+        for path in output_dir.iterdir()
+        if path.is_dir() and (match := _CHECKPOINT_NAME.match(path.name))
+    ]
     return [path for _, path in sorted(found, reverse=True)]
 
 
@@ -72,8 +75,10 @@ def last_complete_checkpoint(output_dir: str | Path) -> str | None:
         problem = checkpoint_problem(path)
         if problem is None:
             return str(path)
-        logger.warning(f"Skipping {path}: {problem}. Resuming from an earlier checkpoint instead; delete the folder "
-                       "if it is not needed.")
+        logger.warning(
+            f"Skipping {path}: {problem}. Resuming from an earlier checkpoint instead; delete the folder "
+            "if it is not needed."
+        )
     return None
 
 
@@ -83,25 +88,33 @@ def resolve_checkpoint(training_args) -> str | None:
     if explicit:
         problem = checkpoint_problem(explicit)
         if problem is not None:
-            raise TrainingInputError(f"--resume_from_checkpoint {explicit!r} is not a complete Trainer checkpoint: "
-                                     f"{problem}; pass a complete checkpoint-N folder of an earlier run.")
+            raise TrainingInputError(
+                f"--resume_from_checkpoint {explicit!r} is not a complete Trainer checkpoint: "
+                f"{problem}; pass a complete checkpoint-N folder of an earlier run."
+            )
         return str(explicit)
     output_dir = Path(training_args.output_dir)
     if getattr(training_args, "overwrite_output_dir", False) or not output_dir.is_dir():
         return None
     last = last_complete_checkpoint(output_dir)
     if last is not None:
-        logger.info(f"Checkpoint detected, resuming training at {last}. To avoid this behaviour, change "
-                    "--output_dir or add --overwrite_output_dir to train from scratch.")
+        logger.info(
+            f"Checkpoint detected, resuming training at {last}. To avoid this behaviour, change "
+            "--output_dir or add --overwrite_output_dir to train from scratch."
+        )
         return last
     if _checkpoints_newest_first(output_dir):
-        logger.warning(f"{output_dir} holds only incomplete checkpoints (the earlier run stopped while saving its "
-                       "first one); training starts from scratch.")
+        logger.warning(
+            f"{output_dir} holds only incomplete checkpoints (the earlier run stopped while saving its "
+            "first one); training starts from scratch."
+        )
         return None
     if any(output_dir.iterdir()):
-        raise TrainingInputError(f"output directory {str(output_dir)!r} already exists and is not empty (and holds no "
-                                 "checkpoint to resume). Use --overwrite_output_dir to overwrite it, or choose "
-                                 "another --output_dir.")
+        raise TrainingInputError(
+            f"output directory {str(output_dir)!r} already exists and is not empty (and holds no "
+            "checkpoint to resume). Use --overwrite_output_dir to overwrite it, or choose "
+            "another --output_dir."
+        )
     return None
 
 

@@ -35,11 +35,15 @@ RESULTS_JSON = "cv_results.json"
 def _check_arguments(data_args: DataArguments, training_args: GEmoClapTrainingArguments) -> None:
     """Reject the single-run flags that have no meaning when every fold is held out in turn."""
     if data_args.test_fold is not None or data_args.eval_fold is not None:
-        raise TrainingInputError("cross-validation holds out every fold in turn: drop --test_fold/--eval_fold "
-                                 "(train one fold with train_gemo_clap.py).")
+        raise TrainingInputError(
+            "cross-validation holds out every fold in turn: drop --test_fold/--eval_fold "
+            "(train one fold with train_gemo_clap.py)."
+        )
     if training_args.push_to_hub:
-        raise TrainingInputError("cross-validation trains one model per fold and pushes none: drop --push_to_hub, "
-                                 "then push the model you want with train_gemo_clap.py.")
+        raise TrainingInputError(
+            "cross-validation trains one model per fold and pushes none: drop --push_to_hub, "
+            "then push the model you want with train_gemo_clap.py."
+        )
 
 
 def cross_validation_folds(data_args: DataArguments) -> tuple[DataArguments, list[str]]:
@@ -50,8 +54,10 @@ def cross_validation_folds(data_args: DataArguments) -> tuple[DataArguments, lis
     if len(folds) < 2:
         data_args = replace(data_args, num_folds=DEFAULT_NUM_FOLDS)
         folds = available_folds(load_training_corpus(data_args))
-    logger.info(f"cross-validation on {data_args.dataset}: {fold_scheme(data_args.dataset, data_args.num_folds)}, "
-                f"folds {folds}.")
+    logger.info(
+        f"cross-validation on {data_args.dataset}: {fold_scheme(data_args.dataset, data_args.num_folds)}, "
+        f"folds {folds}."
+    )
     return data_args, folds
 
 
@@ -82,8 +88,14 @@ def summarize_folds(fold_results: dict[str, dict], data_args: DataArguments, los
     rows = []
     for fold, metrics in fold_results.items():
         prefix = held_out_prefix(metrics)
-        rows.append({"fold": fold, "uar": metrics[f"{prefix}_uar"], "war": metrics[f"{prefix}_war"],
-                     "test_samples": metrics.get(f"{prefix}_samples")})
+        rows.append(
+            {
+                "fold": fold,
+                "uar": metrics[f"{prefix}_uar"],
+                "war": metrics[f"{prefix}_war"],
+                "test_samples": metrics.get(f"{prefix}_samples"),
+            }
+        )
     summary = {"dataset": data_args.dataset, "loss_type": loss_type, "num_folds": len(rows), "folds": rows}
     for metric in ("uar", "war"):
         mean, std = _mean_std([row[metric] for row in rows])
@@ -93,12 +105,20 @@ def summarize_folds(fold_results: dict[str, dict], data_args: DataArguments, los
 
 def format_table(summary: dict) -> str:
     """Markdown table in %, one row per fold and a `mean ± std` row."""
-    lines = [f"Cross-validation on {summary['dataset']} ({summary['loss_type']}), {summary['num_folds']} folds",
-             "", "| fold | UAR (%) | WAR (%) | test utterances |", "| --- | --- | --- | --- |"]
-    lines += [f"| {row['fold']} | {100 * row['uar']:.2f} | {100 * row['war']:.2f} | {row['test_samples']} |"
-              for row in summary["folds"]]
-    lines.append(f"| mean ± std | {100 * summary['uar_mean']:.2f} ± {100 * summary['uar_std']:.2f} | "
-                 f"{100 * summary['war_mean']:.2f} ± {100 * summary['war_std']:.2f} | |")
+    lines = [
+        f"Cross-validation on {summary['dataset']} ({summary['loss_type']}), {summary['num_folds']} folds",
+        "",
+        "| fold | UAR (%) | WAR (%) | test utterances |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {row['fold']} | {100 * row['uar']:.2f} | {100 * row['war']:.2f} | {row['test_samples']} |"
+        for row in summary["folds"]
+    ]
+    lines.append(
+        f"| mean ± std | {100 * summary['uar_mean']:.2f} ± {100 * summary['uar_std']:.2f} | "
+        f"{100 * summary['war_mean']:.2f} ± {100 * summary['war_std']:.2f} | |"
+    )
     return "\n".join(lines) + "\n"
 
 

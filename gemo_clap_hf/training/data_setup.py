@@ -48,8 +48,10 @@ def parse_label_map(text: str | None) -> dict[str, str | None] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise TrainingInputError(f"--label_map is not valid JSON ({error}); pass an object such as "
-                                 "'{\"excited\": \"happy\", \"happy\": \"happy\", \"neutral\": \"neutral\"}'.") from None
+        raise TrainingInputError(
+            f"--label_map is not valid JSON ({error}); pass an object such as "
+            '\'{"excited": "happy", "happy": "happy", "neutral": "neutral"}\'.'
+        ) from None
     if not isinstance(value, dict):
         raise TrainingInputError(f"--label_map must be a JSON object of source label -> target label, got {text!r}.")
     return value
@@ -58,11 +60,17 @@ def parse_label_map(text: str | None) -> dict[str, str | None] | None:
 def load_training_corpus(data_args: DataArguments) -> datasets.Dataset:
     """The whole corpus with its folds (re-assigned by speaker when --num_folds is set)."""
     if not data_args.data_dir:
-        raise TrainingInputError(f"--data_dir is required: the {data_args.dataset} corpus folder "
-                                 "(for --dataset manifest: the CSV/JSONL file).")
+        raise TrainingInputError(
+            f"--data_dir is required: the {data_args.dataset} corpus folder "
+            "(for --dataset manifest: the CSV/JSONL file)."
+        )
     try:
-        corpus = load_corpus(data_args.dataset, data_args.data_dir, label_map=parse_label_map(data_args.label_map),
-                             skip_bad_files=data_args.skip_bad_files)
+        corpus = load_corpus(
+            data_args.dataset,
+            data_args.data_dir,
+            label_map=parse_label_map(data_args.label_map),
+            skip_bad_files=data_args.skip_bad_files,
+        )
     except (FileNotFoundError, GEmoClapAudioError, ValueError) as error:
         # The readers name the library option; the script user needs the flag.
         raise TrainingInputError(str(error).replace("skip_bad_files=True", "--skip_bad_files")) from error
@@ -101,11 +109,16 @@ def split_for_training(corpus: datasets.Dataset, data_args: DataArguments, seed:
     """Train / eval / test by fold, checked for speaker leakage and cut to --max_*_samples."""
     folds = available_folds(corpus)
     if data_args.test_fold is None:
-        raise TrainingInputError(f"--test_fold is required; the corpus has folds {folds}"
-                                 + ("" if folds else " (none: pass --num_folds K for speaker-grouped folds)") + ".")
+        raise TrainingInputError(
+            f"--test_fold is required; the corpus has folds {folds}"
+            + ("" if folds else " (none: pass --num_folds K for speaker-grouped folds)")
+            + "."
+        )
     if data_args.eval_fold is not None and str(data_args.eval_fold) == str(data_args.test_fold):
-        raise TrainingInputError(f"--eval_fold {data_args.eval_fold} equals --test_fold; choose another fold or "
-                                 "leave --eval_fold unset to evaluate on the test fold.")
+        raise TrainingInputError(
+            f"--eval_fold {data_args.eval_fold} equals --test_fold; choose another fold or "
+            "leave --eval_fold unset to evaluate on the test fold."
+        )
     rest, test = _hold_out(corpus, str(data_args.test_fold), "--test_fold", folds)
     train, evaluation = rest, test
     if data_args.eval_fold is not None:
@@ -116,15 +129,23 @@ def split_for_training(corpus: datasets.Dataset, data_args: DataArguments, seed:
         except ValueError as error:
             raise TrainingInputError(f"{error} (or pass --num_folds K)") from error
     labels = label_order(set(corpus["emotion"]), parse_label_map(data_args.label_map))
-    logger.info(f"{data_args.dataset}: {len(train)} training, {len(evaluation)} evaluation"
-                + (f", {len(test)} test" if data_args.eval_fold else "") + f" utterances; labels {labels}.")
+    logger.info(
+        f"{data_args.dataset}: {len(train)} training, {len(evaluation)} evaluation"
+        + (f", {len(test)} test" if data_args.eval_fold else "")
+        + f" utterances; labels {labels}."
+    )
     prepared = PreparedData(
         train=_subset(train, data_args.max_train_samples, seed),
         eval=_subset(evaluation, data_args.max_eval_samples, seed),
         test=_subset(test, data_args.max_eval_samples, seed) if data_args.eval_fold is not None else None,
         labels=labels,
-        protocol=protocol_sentence(data_args.dataset, data_args.test_fold, data_args.eval_fold, data_args.num_folds,
-                                   unknown_speakers=count_unknown_speakers(corpus)),
+        protocol=protocol_sentence(
+            data_args.dataset,
+            data_args.test_fold,
+            data_args.eval_fold,
+            data_args.num_folds,
+            unknown_speakers=count_unknown_speakers(corpus),
+        ),
     )
     _warn_untrained_labels(prepared)
     return prepared
@@ -135,9 +156,11 @@ def _warn_untrained_labels(data: PreparedData) -> None:
     trained = set(data.train["emotion"])
     untrained = [label for label in data.labels if label not in trained]
     if untrained:
-        logger.warning(f"labels {untrained} have no training utterance (they occur only in the held-out folds), so "
-                       "the model never learns them; fix those rows or map them with --label_map (null drops them), "
-                       "or raise --max_train_samples.")
+        logger.warning(
+            f"labels {untrained} have no training utterance (they occur only in the held-out folds), so "
+            "the model never learns them; fix those rows or map them with --label_map (null drops them), "
+            "or raise --max_train_samples."
+        )
 
 
 def prepare_data(data_args: DataArguments, seed: int) -> PreparedData:

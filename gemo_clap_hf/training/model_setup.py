@@ -23,8 +23,9 @@ def build_model(model_args: ModelArguments, emotion_labels: Sequence[str], token
     """The dual encoder with new projections and temperatures, labelled with the corpus' emotions.
 
     `tokenizer` (the processor's) makes the label-prompt table when the text encoder's folder gave none."""
-    tower_kwargs = {f"{tower}_{key}": value for tower in ("audio", "text")
-                    for key, value in _hub_kwargs(model_args).items()}
+    tower_kwargs = {
+        f"{tower}_{key}": value for tower in ("audio", "text") for key, value in _hub_kwargs(model_args).items()
+    }
     tower_kwargs["audio_layerdrop"] = model_args.layerdrop  # a config override for the speech tower
     model = GEmoClapModel.from_audio_text_pretrained(
         model_args.audio_encoder,
@@ -54,8 +55,9 @@ def _feature_extractor(model_args: ModelArguments) -> GEmoClapFeatureExtractor:
     except (OSError, ValueError):
         logger.info(f"{model_args.audio_encoder} has no preprocessor config; using GEmoClapFeatureExtractor defaults.")
         return GEmoClapFeatureExtractor()
-    return GEmoClapFeatureExtractor(sampling_rate=tower.sampling_rate,
-                                    do_normalize=getattr(tower, "do_normalize", True))
+    return GEmoClapFeatureExtractor(
+        sampling_rate=tower.sampling_rate, do_normalize=getattr(tower, "do_normalize", True)
+    )
 
 
 def build_processor(model_args: ModelArguments) -> GEmoClapProcessor:

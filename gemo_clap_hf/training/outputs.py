@@ -45,13 +45,23 @@ def describe_training_data(data: PreparedData, dataset_name: str) -> str:
     folds = available_folds(train)
     where = f"{dataset_name}, fold{'s' if len(folds) > 1 else ''} {', '.join(folds)}" if folds else dataset_name
     hours = sum(train["duration"]) / 3600
-    return (f"{where}: {len(train)} utterances ({hours:.2f} h) from {len(set(train['speaker']))} speakers "
-            f"(utterances per gender: {format_counts(Counter(train['gender']))}). "
-            f"Utterances per emotion: {format_counts(Counter(train['emotion']))}.")
+    return (
+        f"{where}: {len(train)} utterances ({hours:.2f} h) from {len(set(train['speaker']))} speakers "
+        f"(utterances per gender: {format_counts(Counter(train['gender']))}). "
+        f"Utterances per emotion: {format_counts(Counter(train['emotion']))}."
+    )
 
 
-def write_card(output_dir: str, model, metrics: dict, model_args: ModelArguments, data_args: DataArguments,
-               data: PreparedData, hub_model_id: str | None, has_image: bool) -> Path:
+def write_card(
+    output_dir: str,
+    model,
+    metrics: dict,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    data: PreparedData,
+    hub_model_id: str | None,
+    has_image: bool,
+) -> Path:
     """README.md model card: the variant, data, protocol and held-out metrics of this run."""
     corpus = corpus_spec(data_args.dataset)
     dataset_name = corpus.title
@@ -86,5 +96,11 @@ def push_final_model(trainer, token: str | None) -> None:
     trainer.push_to_hub(token=token, commit_message="GEmo-CLAP training: final model, metrics and card")
 
 
-__all__ = ["CONFUSION_MATRIX_FILE", "describe_training_data", "held_out_prefix", "push_final_model", "write_card",
-           "write_confusion_matrix"]
+__all__ = [
+    "CONFUSION_MATRIX_FILE",
+    "describe_training_data",
+    "held_out_prefix",
+    "push_final_model",
+    "write_card",
+    "write_confusion_matrix",
+]

@@ -38,8 +38,11 @@ class _ScriptTrainer(GEmoClapTrainer):
 
 def setup_logging(training_args) -> None:
     """Info on the main process, warnings on the others (the example scripts' per-process logging)."""
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%m/%d/%Y %H:%M:%S",
-                        handlers=[logging.StreamHandler(sys.stdout)])
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
     if training_args.should_log:
         transformers.utils.logging.set_verbosity_info()
     level = training_args.get_process_log_level()
@@ -48,9 +51,11 @@ def setup_logging(training_args) -> None:
     transformers.utils.logging.set_verbosity(level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
-    logger.warning(f"Process rank {training_args.process_index} of {training_args.world_size}, device "
-                   f"{training_args.device}, distributed: {training_args.world_size > 1}, bf16: {training_args.bf16}, "
-                   f"fp16: {training_args.fp16}")
+    logger.warning(
+        f"Process rank {training_args.process_index} of {training_args.world_size}, device "
+        f"{training_args.device}, distributed: {training_args.world_size > 1}, bf16: {training_args.bf16}, "
+        f"fp16: {training_args.fp16}"
+    )
     warn_if_cpu_launch_started_one_process(training_args)
 
 
@@ -63,9 +68,11 @@ def warn_if_cpu_launch_started_one_process(training_args) -> None:
     env = os.environ
     cpu_launch = env.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1") and "MASTER_PORT" in env
     if cpu_launch and "WORLD_SIZE" not in env and training_args.world_size == 1:
-        logger.warning("accelerate launch --cpu started a single process: accelerate starts several CPU processes only "
-                       "through mpirun (--mpirun_hostfile). For N processes on CPU without MPI, run `accelerate launch "
-                       "--multi_gpu --num_processes N ... train_gemo_clap.py --use_cpu ...` (docs/training.md).")
+        logger.warning(
+            "accelerate launch --cpu started a single process: accelerate starts several CPU processes only "
+            "through mpirun (--mpirun_hostfile). For N processes on CPU without MPI, run `accelerate launch "
+            "--multi_gpu --num_processes N ... train_gemo_clap.py --use_cpu ...` (docs/training.md)."
+        )
 
 
 def _run_arguments(training_args: GEmoClapTrainingArguments, data_args: DataArguments):
@@ -83,12 +90,26 @@ def _run_arguments(training_args: GEmoClapTrainingArguments, data_args: DataArgu
     return run_args, push, token
 
 
-def build_trainer(model, processor, data: PreparedData, training_args, data_args: DataArguments,
-                  callbacks: Sequence[TrainerCallback] = ()) -> GEmoClapTrainer:
-    collator = GEmoClapDataCollator(processor, model.config, max_duration_s=data_args.max_duration_s,
-                                    seed=training_args.seed)
-    return _ScriptTrainer(model=model, args=training_args, train_dataset=data.train, eval_dataset=data.eval,
-                          data_collator=collator, processing_class=processor, callbacks=list(callbacks) or None)
+def build_trainer(
+    model,
+    processor,
+    data: PreparedData,
+    training_args,
+    data_args: DataArguments,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> GEmoClapTrainer:
+    collator = GEmoClapDataCollator(
+        processor, model.config, max_duration_s=data_args.max_duration_s, seed=training_args.seed
+    )
+    return _ScriptTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        data_collator=collator,
+        processing_class=processor,
+        callbacks=list(callbacks) or None,
+    )
 
 
 def train_and_save(trainer: GEmoClapTrainer, checkpoint: str | None, num_train: int) -> dict:
@@ -114,8 +135,15 @@ def evaluate_held_out(trainer: GEmoClapTrainer, data: PreparedData) -> tuple[dic
     return metrics, getattr(trainer.compute_metrics, "last_confusion_matrix", None)
 
 
-def write_reports(trainer, metrics: dict, confusion, data: PreparedData, model_args: ModelArguments,
-                  data_args: DataArguments, hub_model_id: str | None) -> None:
+def write_reports(
+    trainer,
+    metrics: dict,
+    confusion,
+    data: PreparedData,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    hub_model_id: str | None,
+) -> None:
     """Confusion-matrix image and model card, on the main process only."""
     if not trainer.is_world_process_zero():
         return
@@ -123,8 +151,9 @@ def write_reports(trainer, metrics: dict, confusion, data: PreparedData, model_a
     prefix = held_out_prefix(metrics)
     title = f"{data_args.dataset}, fold {data_args.test_fold}: UAR {100 * metrics[f'{prefix}_uar']:.1f}%"
     image = write_confusion_matrix(output_dir, confusion, data.labels, title)
-    write_card(output_dir, trainer.model, metrics, model_args, data_args, data, hub_model_id,
-               has_image=image is not None)
+    write_card(
+        output_dir, trainer.model, metrics, model_args, data_args, data, hub_model_id, has_image=image is not None
+    )
 
 
 def run_training(

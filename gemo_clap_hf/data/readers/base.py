@@ -27,8 +27,10 @@ def require_dir(data_dir: str | os.PathLike, corpus: str, layout: str) -> Path:
     """The data directory as an absolute path, or a `FileNotFoundError` that shows the expected layout."""
     path = Path(data_dir).expanduser().resolve()
     if not path.is_dir():
-        raise FileNotFoundError(f"{corpus}: data_dir {str(path)!r} does not exist or is not a directory; "
-                                f"expected the corpus' public layout:\n{layout}")
+        raise FileNotFoundError(
+            f"{corpus}: data_dir {str(path)!r} does not exist or is not a directory; "
+            f"expected the corpus' public layout:\n{layout}"
+        )
     return path
 
 

@@ -30,14 +30,17 @@ def read_demographics(path: Path) -> dict[str, str]:
         reader = csv.DictReader(handle)
         missing = {"ActorID", "Sex"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"crema_d: {path} lacks the columns {sorted(missing)} (it has {reader.fieldnames}); "
-                             "use the VideoDemographics.csv shipped with CREMA-D.")
+            raise ValueError(
+                f"crema_d: {path} lacks the columns {sorted(missing)} (it has {reader.fieldnames}); "
+                "use the VideoDemographics.csv shipped with CREMA-D."
+            )
         genders = {}
         for row in reader:
             gender = normalise_gender(row["Sex"])
             if gender is None:
-                raise ValueError(f"crema_d: actor {row['ActorID']} in {path} has Sex={row['Sex']!r}; "
-                                 "expected 'Male' or 'Female'.")
+                raise ValueError(
+                    f"crema_d: actor {row['ActorID']} in {path} has Sex={row['Sex']!r}; expected 'Male' or 'Female'."
+                )
             genders[row["ActorID"].strip()] = gender
     return genders
 
@@ -59,10 +62,20 @@ def read_crema_d(data_dir: str | os.PathLike) -> ReadResult:
             continue
         actor, _, emotion, _ = parts
         if actor not in genders:
-            raise ValueError(f"crema_d: actor {actor} of {path.name} is not in {demographics}; "
-                             "use the complete VideoDemographics.csv.")
-        utterances.append(Utterance(id=path.stem, path=path, label=CODES.get(emotion, emotion.lower()), code=emotion,
-                                    gender=genders[actor], speaker=actor))
+            raise ValueError(
+                f"crema_d: actor {actor} of {path.name} is not in {demographics}; "
+                "use the complete VideoDemographics.csv."
+            )
+        utterances.append(
+            Utterance(
+                id=path.stem,
+                path=path,
+                label=CODES.get(emotion, emotion.lower()),
+                code=emotion,
+                gender=genders[actor],
+                speaker=actor,
+            )
+        )
     if skipped:
         logger.warning(f"crema_d: skipped {sum(skipped.values())} files ({format_counts(skipped)}).")
     return ReadResult(utterances, source=str(audio_dir))

@@ -23,8 +23,19 @@ LAYOUT = """IEMOCAP_full_release/            (pass this folder or its parent)
     sentences/wav/<dialog>/<utterance>.wav
     dialog/EmoEvaluation/<dialog>.txt   lines like '[6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[...]'"""
 
-CODES = {"neu": "neutral", "hap": "happy", "exc": "excited", "sad": "sad", "ang": "angry", "fru": "frustrated",
-         "fea": "fear", "sur": "surprise", "dis": "disgust", "oth": "other", "xxx": "no_agreement"}
+CODES = {
+    "neu": "neutral",
+    "hap": "happy",
+    "exc": "excited",
+    "sad": "sad",
+    "ang": "angry",
+    "fru": "frustrated",
+    "fea": "fear",
+    "sur": "surprise",
+    "dis": "disgust",
+    "oth": "other",
+    "xxx": "no_agreement",
+}
 
 # `[start - end]<TAB>utterance id<TAB>code<TAB>[v, a, d]`; evaluator lines (`C-E2:`, `A-E3:`), the `%` header and
 # blank lines do not match.
@@ -55,10 +66,19 @@ def _utterance(uid: str, code: str, session: int, wav_dir: Path) -> Utterance:
     letter = uid.rsplit("_", 1)[-1][:1]
     gender = normalise_gender(letter)
     if gender is None:
-        raise ValueError(f"iemocap: cannot read the speaker gender from utterance id {uid!r} (expected its last "
-                         "part to start with F or M, as in 'Ses01F_impro01_F000'); fix or remove that label line.")
-    return Utterance(id=uid, path=wav_dir / f"{uid}.wav", label=CODES.get(code, code), code=code, gender=gender,
-                     speaker=f"Ses{session:02d}_{letter.upper()}", fold=str(session))
+        raise ValueError(
+            f"iemocap: cannot read the speaker gender from utterance id {uid!r} (expected its last "
+            "part to start with F or M, as in 'Ses01F_impro01_F000'); fix or remove that label line."
+        )
+    return Utterance(
+        id=uid,
+        path=wav_dir / f"{uid}.wav",
+        label=CODES.get(code, code),
+        code=code,
+        gender=gender,
+        speaker=f"Ses{session:02d}_{letter.upper()}",
+        fold=str(session),
+    )
 
 
 def read_iemocap(data_dir: str | os.PathLike, sessions: Iterable[int] | None = None) -> ReadResult:
@@ -68,8 +88,9 @@ def read_iemocap(data_dir: str | os.PathLike, sessions: Iterable[int] | None = N
     wanted = sorted(found) if sessions is None else sorted({int(s) for s in sessions})
     absent = [s for s in wanted if s not in found]
     if absent:
-        raise layout_error(root, "iemocap", LAYOUT, f"sessions {absent} were asked for but not found "
-                           f"(present: {sorted(found)})")
+        raise layout_error(
+            root, "iemocap", LAYOUT, f"sessions {absent} were asked for but not found (present: {sorted(found)})"
+        )
     utterances = []
     for session in wanted:
         label_dir = found[session] / "dialog" / "EmoEvaluation"

@@ -31,8 +31,10 @@ def _find_manifest(data_dir: str | os.PathLike) -> Path:
     if path.is_dir():
         found = [path / name for name in ("manifest.csv", "manifest.jsonl") if (path / name).is_file()]
         if len(found) != 1:
-            raise FileNotFoundError(f"manifest: {str(path)!r} is a folder holding {len(found)} of manifest.csv / "
-                                    f"manifest.jsonl; pass the manifest file itself. Expected:\n{LAYOUT}")
+            raise FileNotFoundError(
+                f"manifest: {str(path)!r} is a folder holding {len(found)} of manifest.csv / "
+                f"manifest.jsonl; pass the manifest file itself. Expected:\n{LAYOUT}"
+            )
         return found[0]
     if not path.is_file():
         raise FileNotFoundError(f"manifest: {str(path)!r} does not exist; expected:\n{LAYOUT}")
@@ -40,18 +42,24 @@ def _find_manifest(data_dir: str | os.PathLike) -> Path:
 
 
 def _check_genders(rows: list[dict], manifest: Path) -> None:
-    bad = [(number, row["gender"]) for number, row in enumerate(rows, start=1) if normalise_gender(row["gender"]) is None]
+    bad = [
+        (number, row["gender"]) for number, row in enumerate(rows, start=1) if normalise_gender(row["gender"]) is None
+    ]
     if bad:
         shown = ", ".join(f"row {number}: {value!r}" for number, value in bad[:_SHOWN])
-        raise ValueError(f"manifest: {len(bad)} rows of {manifest} have an unknown gender ({shown}); "
-                         "use 'female' or 'male' (or 'f' / 'm').")
+        raise ValueError(
+            f"manifest: {len(bad)} rows of {manifest} have an unknown gender ({shown}); "
+            "use 'female' or 'male' (or 'f' / 'm')."
+        )
 
 
 def _check_emotions(rows: list[dict], manifest: Path) -> None:
     empty = [number for number, row in enumerate(rows, start=1) if not str(row["emotion"] or "").strip()]
     if empty:
-        raise ValueError(f"manifest: {len(empty)} rows of {manifest} have an empty emotion (rows "
-                         f"{empty[:_SHOWN]}); fill in the label or remove the rows.")
+        raise ValueError(
+            f"manifest: {len(empty)} rows of {manifest} have an empty emotion (rows "
+            f"{empty[:_SHOWN]}); fill in the label or remove the rows."
+        )
 
 
 def _fold(row: dict) -> str:
@@ -73,7 +81,15 @@ def read_manifest(data_dir: str | os.PathLike) -> ReadResult:
         path = Path(written).expanduser()
         path = path if path.is_absolute() else manifest.parent / path
         emotion = str(row["emotion"]).strip().lower()
-        utterances.append(Utterance(id=str(row.get("id") or written), path=path, label=emotion, code=emotion,
-                                    gender=normalise_gender(row["gender"]),
-                                    speaker=normalise_speaker(row.get("speaker")), fold=_fold(row)))
+        utterances.append(
+            Utterance(
+                id=str(row.get("id") or written),
+                path=path,
+                label=emotion,
+                code=emotion,
+                gender=normalise_gender(row["gender"]),
+                speaker=normalise_speaker(row.get("speaker")),
+                fold=_fold(row),
+            )
+        )
     return ReadResult(utterances, source=str(manifest))

@@ -22,8 +22,18 @@ LAYOUT = """<data_dir>/
   Audios/<FileName>                  e.g. MSP-PODCAST_0001_0008.wav
   Labels/labels_consensus.csv        columns FileName, EmoClass, EmoAct, EmoVal, EmoDom, SpkrID, Gender, Split_Set"""
 
-CODES = {"A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "D": "disgust", "C": "contempt",
-         "N": "neutral", "O": "other", "X": "no_agreement"}
+CODES = {
+    "A": "angry",
+    "S": "sad",
+    "H": "happy",
+    "U": "surprise",
+    "F": "fear",
+    "D": "disgust",
+    "C": "contempt",
+    "N": "neutral",
+    "O": "other",
+    "X": "no_agreement",
+}
 REQUIRED_COLUMNS = ("FileName", "EmoClass", "SpkrID", "Gender", "Split_Set")
 
 
@@ -37,8 +47,15 @@ def read_msp_podcast(data_dir: str | os.PathLike) -> ReadResult:
     utterances = []
     for row in read_table(table, "msp_podcast", REQUIRED_COLUMNS):
         code = row["EmoClass"].upper()
-        utterances.append(Utterance(id=Path(row["FileName"]).stem, path=audio_dir / row["FileName"],
-                                    label=CODES.get(code, code.lower()), code=code,
-                                    gender=normalise_gender(row["Gender"]), speaker=normalise_speaker(row["SpkrID"]),
-                                    fold=row["Split_Set"]))
+        utterances.append(
+            Utterance(
+                id=Path(row["FileName"]).stem,
+                path=audio_dir / row["FileName"],
+                label=CODES.get(code, code.lower()),
+                code=code,
+                gender=normalise_gender(row["Gender"]),
+                speaker=normalise_speaker(row["SpkrID"]),
+                fold=row["Split_Set"],
+            )
+        )
     return ReadResult(utterances, source=str(table))

@@ -23,8 +23,16 @@ LAYOUT = """<data_dir>/                      (e.g. Audio_Speech_Actors_01-24/, o
   Actor_01/ ... Actor_24/
     MM-VV-EE-II-SS-RR-AA.wav        e.g. 03-01-05-01-02-01-12.wav (EE emotion, AA actor: odd male, even female)"""
 
-CODES = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fear", "07": "disgust",
-         "08": "surprise"}
+CODES = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fear",
+    "07": "disgust",
+    "08": "surprise",
+}
 _NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 _SPEECH = "01"  # vocal channel: 01 speech, 02 song
 
@@ -46,8 +54,14 @@ def _parse(path: Path) -> tuple[Utterance | None, str]:
     if channel != _SPEECH:
         return None, "song (vocal channel 02)"
     gender = "male" if int(actor) % 2 == 1 else "female"
-    return Utterance(id=path.stem, path=path, label=CODES.get(emotion, emotion), code=emotion, gender=gender,
-                     speaker=f"Actor_{actor}"), ""
+    return Utterance(
+        id=path.stem,
+        path=path,
+        label=CODES.get(emotion, emotion),
+        code=emotion,
+        gender=gender,
+        speaker=f"Actor_{actor}",
+    ), ""
 
 
 def read_ravdess(data_dir: str | os.PathLike, calm: str = "neutral") -> ReadResult:

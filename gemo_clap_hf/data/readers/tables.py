@@ -25,8 +25,10 @@ def _read_jsonl(path: Path, corpus: str) -> tuple[list[str], list[dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{corpus}: line {number} of {path} is not valid JSON ({error}); "
-                             "a JSONL manifest holds one JSON object per line.") from error
+            raise ValueError(
+                f"{corpus}: line {number} of {path} is not valid JSON ({error}); "
+                "a JSONL manifest holds one JSON object per line."
+            ) from error
         if not isinstance(row, dict):
             raise ValueError(f"{corpus}: line {number} of {path} is a {type(row).__name__}, not a JSON object.")
         rows.append({key: (value.strip() if isinstance(value, str) else value) for key, value in row.items()})
@@ -46,6 +48,7 @@ def read_table(path: Path, corpus: str, required: Iterable[str]) -> list[dict]:
     required = list(required)
     missing = [name for name in required if name not in columns]
     if missing:
-        raise ValueError(f"{corpus}: {path} lacks the required columns {missing}; required columns: {required} "
-                         f"(found: {columns}).")
+        raise ValueError(
+            f"{corpus}: {path} lacks the required columns {missing}; required columns: {required} (found: {columns})."
+        )
     return rows

@@ -13,7 +13,6 @@ import datasets
 import evaluate
 import numpy as np
 
-
 _DESCRIPTION = """\
 Metrics for speech emotion recognition (SER), computed from one confusion matrix (rows = references, columns =
 predictions, in label-id order):
