@@ -189,3 +189,21 @@ def make_manifest(path: Path, rows: Sequence[dict], write_audio: bool = True, se
     else:
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+def varied_length_dataset(folder: Path, seed: int = 0, count: int = 12, rate: int = 16000):
+    """`count` wav clips of 0.3..1.4 s in shuffled order, as `load_corpus` columns (audio path, id, length, labels):
+    for length grouping, cropping and resume tests."""
+    import datasets
+
+    emotions = ("neutral", "happy", "sad", "angry")
+    seconds = np.random.default_rng(seed).permutation(np.linspace(0.3, 1.4, count))
+    rows = {"audio": [], "id": [], "length": [], "emotion": [], "gender": []}
+    for number, duration in enumerate(seconds):
+        path = Path(folder) / f"clip{number}.wav"
+        rows["length"].append(write_wav(path, float(duration), rate, 150 + 10 * number, seed=number))
+        rows["audio"].append(str(path))
+        rows["id"].append(f"clip{number}")
+        rows["emotion"].append(emotions[number % 4])
+        rows["gender"].append("female" if number % 3 else "male")
+    return datasets.Dataset.from_dict(rows)

@@ -7,11 +7,10 @@ transformers renames it or stops calling it, the training batches stop following
 
 import logging
 
-import datasets
 import numpy as np
 import pytest
 import torch
-from corpus_fixtures import write_wav
+from corpus_fixtures import varied_length_dataset
 from tiny_models import random_clip, tiny_config, tiny_processor
 from transformers import TrainingArguments
 from transformers.utils import logging as hf_logging
@@ -30,18 +29,7 @@ def processor(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def varied(tmp_path_factory):
-    """12 wav files of 0.3..1.4 s in shuffled order, as `load_corpus` columns (audio path, id, length, labels)."""
-    folder = tmp_path_factory.mktemp("varied")
-    seconds = np.random.default_rng(0).permutation(np.linspace(0.3, 1.4, 12))
-    rows = {"audio": [], "id": [], "length": [], "emotion": [], "gender": []}
-    for number, duration in enumerate(seconds):
-        path = folder / f"clip{number}.wav"
-        rows["length"].append(write_wav(path, float(duration), RATE, 150 + 10 * number, seed=number))
-        rows["audio"].append(str(path))
-        rows["id"].append(f"clip{number}")
-        rows["emotion"].append(EMOTIONS[number % 4])
-        rows["gender"].append("female" if number % 3 else "male")
-    return datasets.Dataset.from_dict(rows)
+    return varied_length_dataset(tmp_path_factory.mktemp("varied"), seed=0, rate=RATE)
 
 
 def _rows(dataset, indices=None):

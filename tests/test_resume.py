@@ -15,26 +15,21 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_helpers import TRAIN_SCRIPT, describe, make_training_inputs, quick_flags, run_script, start_script
-from transformers import TrainerCallback
+from training_helpers import (
+    TRAIN_SCRIPT,
+    StopAfterStep,
+    describe,
+    make_training_inputs,
+    quick_flags,
+    run_script,
+    start_script,
+)
 
 from gemo_clap_hf.training import TrainingInputError, parse_arguments, resolve_checkpoint, run_training
 from gemo_clap_hf.training.checkpoints import checkpoint_problem, last_complete_checkpoint
 
 MAX_DURATION_S = 0.3  # shorter than the 0.6 s fixture clips, so every training clip is randomly cropped
 HELD_OUT_METRICS = ("eval_loss", "eval_uar", "eval_war", "eval_macro_f1")
-
-
-class StopAfterStep(TrainerCallback):
-    """Simulates an interruption: stop once `step` is done (its checkpoint is saved in the same step)."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-        return control
 
 
 @pytest.fixture(scope="module")

@@ -5,43 +5,22 @@ scripts, this covers the documented library path.)"""
 
 import json
 
-import datasets
-import numpy as np
 import pytest
 import torch
-from corpus_fixtures import write_wav
+from corpus_fixtures import varied_length_dataset
 from tiny_models import tiny_config, tiny_processor
-from transformers import TrainerCallback, TrainingArguments
+from training_helpers import StopAfterStep
+from transformers import TrainingArguments
 
 from gemo_clap_hf import GEmoClapDataCollator, GEmoClapModel, GEmoClapTrainer
 
 EMOTIONS = ("neutral", "happy", "sad", "angry")
 
 
-class StopAfterStep(TrainerCallback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-        return control
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """12 clips of 0.3..1.4 s (cropped to 0.5 s for training), as `load_corpus` columns."""
-    folder = tmp_path_factory.mktemp("clips")
-    seconds = np.random.default_rng(4).permutation(np.linspace(0.3, 1.4, 12))
-    rows = {"audio": [], "id": [], "length": [], "emotion": [], "gender": []}
-    for number, duration in enumerate(seconds):
-        path = folder / f"{number}.wav"
-        rows["length"].append(write_wav(path, float(duration), 16000, 120 + 15 * number, seed=number))
-        rows["audio"].append(str(path))
-        rows["id"].append(str(number))
-        rows["emotion"].append(EMOTIONS[number % 4])
-        rows["gender"].append("female" if number % 2 else "male")
-    return datasets.Dataset.from_dict(rows)
+    return varied_length_dataset(tmp_path_factory.mktemp("clips"), seed=4)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from corpus_fixtures import make_iemocap_tree
+from transformers import TrainerCallback
 
 from gemo_clap_hf.apps.random_towers import save_random_towers
 
@@ -97,3 +98,15 @@ def run_script(
 def describe(result: subprocess.CompletedProcess) -> str:
     """The end of a run's output, for assertion messages."""
     return f"exit {result.returncode}\n--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}"
+
+
+class StopAfterStep(TrainerCallback):
+    """Simulates an interruption: stop once `step` is done (its checkpoint is saved in the same step)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+        return control
