@@ -54,6 +54,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     if args.json and args.output is not None:
         raise CommandError("--json prints to stdout; with --output, name a .jsonl file to get JSON rows instead.")
+    if args.quiet:  # transformers' own "Loading weights" bar too
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     try:
         predictions, summary = run_predict(
             args.model,
