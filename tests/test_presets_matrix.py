@@ -23,7 +23,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from tiny_models import PRESET_PAIRS, random_clip, save_tiny_towers
-from transformers import AutoTokenizer, Trainer, TrainingArguments
+from transformers import AutoConfig, AutoTokenizer, Trainer, TrainingArguments
 
 from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapForAudioClassification, GEmoClapModel, GEmoClapProcessor
 from gemo_clap_hf.apps.random_towers import PRESETS
@@ -238,3 +238,11 @@ def test_two_processes_give_the_global_batch_loss(distributed_results, pair):
         assert measured["loss_abs_diff"] <= 1e-5, where
         assert measured["max_grad_scaled_diff"] <= 1e-5, (where, measured["worst_parameter"])
         assert measured["max_grad_abs"] > 1e-3 and measured["zero_gradient_parameters"] == [], where
+
+
+def test_save_random_towers_takes_a_larger_text_vocabulary(tmp_path):
+    """The benchmark's RoBERTa keeps its real 50,265-token vocabulary while the prompt tokenizer is small."""
+    from gemo_clap_hf.apps.random_towers import save_random_towers
+
+    _, text = save_random_towers(tmp_path, size="tiny", text_overrides={"vocab_size": 1000})
+    assert AutoConfig.from_pretrained(text).vocab_size == 1000

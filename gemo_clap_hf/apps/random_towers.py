@@ -295,7 +295,8 @@ def save_random_towers(
     audio_dir, text_dir = out_dir / "audio", out_dir / "text"
     tokenizer = train_prompt_tokenizer(text_dir, get_preset(text_preset, "text").model_type)
     audio_config = speech_tower_config(audio_preset, size, **(audio_overrides or {}))
-    text_config = text_tower_config(text_preset, size, vocab_size=len(tokenizer), **(text_overrides or {}))
+    text_overrides = {"vocab_size": len(tokenizer), **(text_overrides or {})}  # a larger vocabulary may be asked for
+    text_config = text_tower_config(text_preset, size, **text_overrides)
     AutoModel.from_config(audio_config).save_pretrained(audio_dir)
     AutoModel.from_config(text_config).save_pretrained(text_dir)
     return audio_dir, text_dir
