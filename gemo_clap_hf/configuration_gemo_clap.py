@@ -73,11 +73,7 @@ class GEmoClapConfig(PretrainedConfig):
         return super().from_dict(config_dict, **kwargs)
 
     def __post_init__(self, **kwargs):
-        given_id2label = self.id2label
-        if not given_id2label and self.label2id:
-            given_id2label = {index: name for name, index in self.label2id.items()}
-        if kwargs.get("num_labels") is not None and self.id2label is None:
-            self.id2label = None  # checked below against the label set, once it is known
+        given_id2label = self.id2label or (_id2label_from_label2id(self.label2id) if self.label2id else None)
         super().__post_init__(**{key: value for key, value in kwargs.items() if key != "num_labels"})
         labels_given = self.emotion_labels is not DEFAULT_EMOTION_LABELS
         if given_id2label:
@@ -115,7 +111,7 @@ class GEmoClapConfig(PretrainedConfig):
                 )
             return None
         if key in ("id2label", "label2id") and value is not None:
-            labels = _labels_from_id2label(value if key == "id2label" else {i: n for n, i in value.items()})
+            labels = _labels_from_id2label(value if key == "id2label" else _id2label_from_label2id(value))
             return self.__setattr__("emotion_labels", labels)
         if key in ("emotion_labels", "gender_labels"):
             value = [str(label) for label in value]
@@ -184,6 +180,10 @@ class GEmoClapConfig(PretrainedConfig):
             field += (kernel - 1) * stride
             stride *= step
         return field
+
+
+def _id2label_from_label2id(label2id: dict) -> dict:
+    return {index: name for name, index in label2id.items()}
 
 
 def _labels_from_id2label(id2label: dict) -> list[str]:

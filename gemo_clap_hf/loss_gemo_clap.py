@@ -71,6 +71,10 @@ def _check_batch(audio_embeds: torch.Tensor, text_embeds: torch.Tensor, labels: 
         raise ValueError(
             f"the batch has {size} audio clips but {text_embeds.shape[0]} texts; pass one label prompt per clip."
         )
+    _check_label_shapes(size, labels)
+
+
+def _check_label_shapes(size: int, labels: dict[str, torch.Tensor | None]) -> None:
     for name, value in labels.items():
         if value is not None and value.shape != (size,):
             raise ValueError(
@@ -258,7 +262,7 @@ class GEmoClapLoss(nn.Module):
             raise ValueError(f"loss_type={self.loss_type!r} needs `gender_labels` (one gender id per clip).")
         if self.loss_type == "ml" and gender_text_embeds is None:
             raise ValueError("loss_type='ml' needs the gender label-prompt table (`gender_text_embeds`).")
-        _check_batch(audio_embeds, audio_embeds, {"emotion_labels": emotion_labels, "gender_labels": gender_labels})
+        _check_label_shapes(audio_embeds.shape[0], {"emotion_labels": emotion_labels, "gender_labels": gender_labels})
         num_emotions = self.num_emotions or emotion_text_embeds.shape[0]
         _assert_label_range("emotion_labels", emotion_labels, num_emotions)
         if gender_labels is not None and self.num_genders is not None:

@@ -86,6 +86,8 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
     input_modalities = ("audio", "text")
     supports_gradient_checkpointing = True
+    # The two log-temperatures (in GEmoClapModel; `gemo_clap.`-prefixed in the classifier): never weight-decayed.
+    logit_scale_parameter_names = ("logit_scale_audio", "logit_scale_text")
     _supports_sdpa = True
     _supports_flash_attn = True
 
@@ -253,8 +255,6 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         return model
 
     # ----- temperatures -----------------------------------------------------------------------------------------
-
-    logit_scale_parameter_names = ("logit_scale_audio", "logit_scale_text")
 
     @property
     def logit_scales(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -537,8 +537,8 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
 
 def _is_tracing() -> bool:
     """Whether torch.compile / torch.export is tracing: their tensors must not be cached across calls."""
-    compiler = getattr(torch, "compiler", None)
-    return bool(compiler is not None and (compiler.is_compiling() or getattr(compiler, "is_exporting", bool)()))
+    is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # older torch has no is_exporting
+    return torch.compiler.is_compiling() or is_exporting()
 
 
 class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):

@@ -85,7 +85,7 @@ class _OneClipPerBatchWhenWindowing:
     """
 
     def get_iterator(self, inputs, num_workers, batch_size, *args, **kwargs):
-        windows = getattr(self.model.config, "model_type", None) == "gemo_clap" and self.feature_extractor.max_length_s
+        windows = _is_gemo_clap(self.model) and self.feature_extractor.max_length_s
         if batch_size > 1 and windows:
             logger.warning_once(
                 "GEmo-CLAP pipelines run clips one at a time while the feature extractor windows long clips "

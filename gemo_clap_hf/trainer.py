@@ -12,17 +12,11 @@ import inspect
 
 import torch
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
+from transformers.modeling_utils import unwrap_model  # DDP, DataParallel, DeepSpeed, FSDP, torch.compile
 
 from .data.batching import EpochCallback, GEmoClapDataCollator, evaluation_dataloader, length_grouped_sampler
 from .metrics import make_compute_metrics
 from .processing_gemo_clap import GEmoClapProcessor
-
-
-def _unwrap(model):
-    """The model inside DDP / DataParallel / torch.compile wrappers."""
-    while isinstance(inner := getattr(model, "module", getattr(model, "_orig_mod", None)), torch.nn.Module):
-        model = inner
-    return model
 
 
 class LogitScaleClampCallback(TrainerCallback):
@@ -33,7 +27,7 @@ class LogitScaleClampCallback(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, model=None, **kwargs):
         if model is not None:
-            _unwrap(model).clamp_logit_scales_()
+            unwrap_model(model).clamp_logit_scales_()
 
 
 class GEmoClapTrainer(Trainer):
@@ -172,12 +166,9 @@ class GEmoClapTrainer(Trainer):
 
     def get_decay_parameter_names(self, model) -> list[str]:
         """The Trainer's choice, less the two log-temperatures (0-d scales that weight decay would pull to 1)."""
-        scales = set(getattr(_unwrap(model), "logit_scale_parameter_names", ()))
-
-        def is_scale(name: str) -> bool:
-            return "logit_scale" in name or name in scales or name.rsplit(".", 1)[-1] in scales
-
-        return [name for name in super().get_decay_parameter_names(model) if not is_scale(name)]
+        scales = set(getattr(unwrap_model(model), "logit_scale_parameter_names", ()))
+        # Names are prefixed when the model is wrapped (`gemo_clap.logit_scale_audio` in the classifier).
+        return [name for name in super().get_decay_parameter_names(model) if name.rsplit(".", 1)[-1] not in scales]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs, return_loss=True)

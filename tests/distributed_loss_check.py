@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -124,31 +123,19 @@ def cases(towers: list[Path], loss_types, splits, per_process: int, world_size: 
     return [(folder, loss, split, sizes[split]) for folder in towers for loss in loss_types for split in splits]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(output: Path, towers: list[Path], num_processes: int = 2, **options) -> subprocess.CompletedProcess:
     """Run this script under `accelerate launch` (torchrun launcher, gloo on CPU) from a test; `options` are this
     script's flags (`loss_types=["ml"]`, `splits=["unequal"]`, ...). Note: `accelerate launch --cpu --num_processes 2`
     starts a single process unless mpirun is configured, hence `--multi_gpu` and `PartialState(cpu=True)`."""
+    from training_helpers import free_port, multi_process_flags
+
     command = [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        str(num_processes),
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
+        *multi_process_flags(num_processes),
         "--main_process_port",
-        str(_free_port()),
+        str(free_port()),
         __file__,
         "--output",
         str(output),

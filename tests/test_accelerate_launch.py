@@ -9,7 +9,6 @@ machines without GPUs; both commands are run here.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,15 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 from tiny_models import random_clip
-from training_helpers import REPO, TRAIN_SCRIPT, make_training_inputs, quick_flags, script_env
+from training_helpers import (
+    REPO,
+    TRAIN_SCRIPT,
+    free_port,
+    make_training_inputs,
+    multi_process_flags,
+    quick_flags,
+    script_env,
+)
 from transformers import pipeline
 
 import gemo_clap_hf  # noqa: F401
@@ -25,26 +32,10 @@ import gemo_clap_hf  # noqa: F401
 ACCELERATE = shutil.which("accelerate") or os.path.join(os.path.dirname(sys.executable), "accelerate")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 needs_accelerate = pytest.mark.skipif(not os.path.exists(ACCELERATE), reason="the accelerate command is not installed")
 
 
-MULTI_PROCESS = [
-    "--multi_gpu",
-    "--num_processes",
-    "2",
-    "--num_machines",
-    "1",
-    "--mixed_precision",
-    "no",
-    "--dynamo_backend",
-    "no",
-]
+MULTI_PROCESS = multi_process_flags(2)
 
 
 def _launch(
@@ -65,7 +56,7 @@ def _launch(
         per_device_eval_batch_size=str(per_device_batch),
         **flags,
     )
-    launcher = [ACCELERATE, "launch", *launcher_flags, "--main_process_port", str(_free_port())]
+    launcher = [ACCELERATE, "launch", *launcher_flags, "--main_process_port", str(free_port())]
     result = subprocess.run(
         [*launcher, str(TRAIN_SCRIPT), *argv],
         cwd=REPO,

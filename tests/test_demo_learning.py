@@ -14,21 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from gemo_clap_hf.apps.demo import TEST_SESSION, DemoSettings, model_arguments, run_demo, training_arguments
+from gemo_clap_hf.apps.demo import LEARNING, TEST_SESSION, model_arguments, run_demo, training_arguments
 from gemo_clap_hf.data import load_corpus
 from gemo_clap_hf.data.synthetic import generate_corpus
 
-# The demo's small towers on a third of its corpus, 1 s crops: held-out UAR about 0.75 in under a minute on
-# 2 CPU cores (tiny towers or fewer clips stay at chance within such a budget).
-LEARNING = DemoSettings(
-    utterances_per_speaker=40,
-    tower_size="small",
-    projection_dim=16,
-    learning_rate=1e-3,
-    num_train_epochs=8,
-    batch_size=16,
-    max_duration_s=1.0,
-)
+# apps/demo.LEARNING: the demo's small towers on a third of its corpus, 1 s crops (tiny towers or fewer clips stay
+# at chance within such a budget).
 # Chance UAR is 0.25; a model that learned nothing (shuffled labels) stays below this, a working one clears it.
 UAR_MARGIN = 0.45
 

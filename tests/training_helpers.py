@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,25 @@ class StopAfterStep(TrainerCallback):
         if state.global_step == self.step:
             control.should_training_stop = True
         return control
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def multi_process_flags(num_processes: int = 2) -> list[str]:
+    """`accelerate launch` flags for N CPU processes: the torchrun launcher (`--multi_gpu`), with the script picking
+    gloo on CPU (`accelerate launch --cpu --num_processes N` starts a single process unless mpirun is configured)."""
+    return [
+        "--multi_gpu",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from gemo_clap_hf.apps.demo import DemoSettings, data_arguments, model_arguments, training_arguments
+from gemo_clap_hf.apps.demo import LEARNING, DemoSettings, data_arguments, model_arguments, training_arguments
 from gemo_clap_hf.data.synthetic import generate_corpus
 from gemo_clap_hf.training import run_cross_validation
 from gemo_clap_hf.training.cross_validation import RESULTS_JSON
@@ -37,16 +37,6 @@ SCRIPT_PATH = "training_scripts/compare_variants.py"
 VARIANTS = {"emo": "Emo-CLAP", "sl": "SL-GEmo-CLAP", "ml": "ML-GEmo-CLAP"}
 GENDERS = ("female", "male")
 COLLAPSED_UAR = 0.30  # chance is 0.25 on 4 classes
-# The budget of the learning test (tests/test_demo_learning.py), which reaches a held-out UAR of about 0.75 with SL.
-BUDGET = DemoSettings(
-    utterances_per_speaker=40,
-    tower_size="small",
-    projection_dim=16,
-    learning_rate=1e-3,
-    num_train_epochs=8,
-    batch_size=16,
-    max_duration_s=1.0,
-)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,8 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--results", default="docs/results/synthetic_variants.md", help="markdown table to write")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--utterances-per-speaker", type=int, default=BUDGET.utterances_per_speaker)
-    parser.add_argument("--epochs", type=float, default=BUDGET.num_train_epochs)
+    parser.add_argument("--utterances-per-speaker", type=int, default=LEARNING.utterances_per_speaker)
+    parser.add_argument("--epochs", type=float, default=LEARNING.num_train_epochs)
     return parser.parse_args(argv)
 
 
@@ -160,7 +150,7 @@ def format_results(summaries: dict[str, dict], args: argparse.Namespace, setting
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings = dataclasses.replace(
-        BUDGET, utterances_per_speaker=args.utterances_per_speaker, num_train_epochs=args.epochs
+        LEARNING, utterances_per_speaker=args.utterances_per_speaker, num_train_epochs=args.epochs
     )
     output_dir = Path(args.output_dir)
     corpus_dir = generate_corpus(output_dir / "corpus", utterances_per_speaker=settings.utterances_per_speaker)
