@@ -11,7 +11,7 @@ transformers' towers honour the attention mask in attention, but two places stil
 as they are): the first GroupNorm becomes a `MaskedGroupNorm` (statistics over each clip's valid frames only) and
 data2vec's positional conv layers zero the padded frames of their output. A forward pre-hook on the tower reads the
 `attention_mask` of every call and hands the valid lengths to those modules; with no mask they behave exactly as the
-originals. The first conv layer receives its lengths as a keyword argument (`valid_frames`), which transformers'
+originals. The first conv layer receives its lengths as a keyword argument (`valid_samples`), which transformers'
 gradient checkpointing binds into the recomputation, so a backward pass recomputes each tower call with its own
 lengths even when one forward called the tower several times (windows of long clips).
 
@@ -32,36 +32,35 @@ def _valid_mask(lengths: torch.Tensor, size: int, device: torch.device) -> torch
 class MaskedGroupNorm(nn.GroupNorm):
     """`nn.GroupNorm` over (batch, channels, frames) whose statistics cover each clip's valid frames only.
 
-    Same parameters (`weight`, `bias`) as the GroupNorm it replaces. `valid_frames` (set by the tower's pre-hook)
-    holds the number of valid output frames per clip, or None for an unpadded batch (plain GroupNorm).
+    Same parameters (`weight`, `bias`) as the GroupNorm it replaces. Its conv layer (`MaskedGroupNormConvLayer`)
+    sets, for one call, `valid_frames` (frames that lie inside the clip), `seen_frames` (frames that see any of its
+    samples: the valid ones plus the few that straddle its end) and `padding_value` (what a frame that sees only
+    zeroed padding holds: the conv's bias, or None for 0). With `valid_frames` None it is plain GroupNorm.
     """
 
     valid_frames: torch.Tensor | None = None
+    seen_frames: torch.Tensor | None = None
+    padding_value: torch.Tensor | None = None
+    max_straddling_frames: int = 0
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        frames = self.valid_frames
-        if frames is None:
+        valid = self.valid_frames
+        if valid is None:
             return super().forward(hidden)
-        if frames.shape[0] != hidden.shape[0]:
+        if valid.shape[0] != hidden.shape[0]:
             raise RuntimeError(
-                f"MaskedGroupNorm got {hidden.shape[0]} clips but lengths for {frames.shape[0]}: call the speech "
+                f"MaskedGroupNorm got {hidden.shape[0]} clips but lengths for {valid.shape[0]}: call the speech "
                 "tower itself (with its attention_mask), not its feature encoder alone."
             )
         # GroupNorm runs in float32 under autocast; do the same, and return what nn.GroupNorm would.
         out_dtype = torch.float32 if torch.is_autocast_enabled(hidden.device.type) else hidden.dtype
-        batch, channels, steps = hidden.shape
         values = hidden.float()
-        # The first conv layer's output is the largest activation of the tower (512 channels at 1/5 of the sample
-        # rate), so the statistics are reductions by matrix product (no masked copy) and the output is one fused
-        # multiply-add: a few passes over the tensor, close to nn.GroupNorm's cost.
-        mask = _valid_mask(frames, steps, hidden.device).to(values.dtype)[:, :, None]  # (batch, frames, 1)
+        sums, squares = self._valid_frame_moments(values)
+        batch, channels, _ = values.shape
         per_group = channels // self.num_groups
-        count = (mask.sum(1) * per_group).clamp(min=1.0)  # (batch, 1): valid elements per group
-        sums = torch.bmm(values, mask).view(batch, self.num_groups, per_group).sum(-1)  # (batch, groups)
-        mean = sums / count
-        centred = values - mean.repeat_interleave(per_group, dim=1, output_size=channels)[:, :, None]
-        squares = centred * centred if centred.requires_grad else centred.square_()  # in place: no graph to keep
-        var = torch.bmm(squares, mask).view(batch, self.num_groups, per_group).sum(-1) / count
+        count = (valid.to(values.device, values.dtype) * per_group).clamp(min=1.0)[:, None]  # (batch, 1)
+        mean = sums.view(batch, self.num_groups, per_group).sum(-1) / count  # (batch, groups)
+        var = (squares.view(batch, self.num_groups, per_group).sum(-1) / count - mean.square()).clamp(min=0.0)
         scale = torch.rsqrt(var + self.eps).repeat_interleave(per_group, dim=1, output_size=channels)
         if self.affine:
             scale = scale * self.weight.float()
@@ -70,22 +69,60 @@ class MaskedGroupNorm(nn.GroupNorm):
             shift = shift + self.bias.float()
         return torch.addcmul(shift[:, :, None], values, scale[:, :, None]).to(out_dtype)
 
+    def _valid_frame_moments(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per (clip, channel) sum and sum of squares over the valid frames, shape (batch, channels) each.
+
+        The first conv layer's output is the tower's largest activation (512 channels at 1/5 of the sample rate),
+        so nothing here copies or masks it: the moments are taken over every frame in single read passes (what
+        `nn.GroupNorm` itself costs) and the frames past each clip's end are taken off again. Those are known
+        without reading the whole tail: the padding was zeroed before the conv, so beyond the few straddling frames
+        (gathered) every frame holds `padding_value`.
+        """
+        batch, channels, steps = values.shape
+        # One read pass each, no temporary (a norm's square, not a sum of squares); its gradient is 2x, also at 0.
+        sums, squares = values.sum(-1), torch.linalg.vector_norm(values, dim=-1).square()
+        valid = self.valid_frames.to(values.device)
+        seen = torch.minimum(self.seen_frames.to(values.device), torch.full_like(valid, steps))
+        straddling = int(self.max_straddling_frames)
+        if straddling:
+            index = valid[:, None] + torch.arange(straddling, device=values.device)  # (batch, straddling)
+            tail = values.gather(-1, index.clamp(max=steps - 1)[:, None, :].expand(batch, channels, straddling))
+            weight = (index < seen[:, None]).to(values.dtype)[:, None, :]  # only frames that exist and straddle
+            sums = sums - (tail * weight).sum(-1)
+            squares = squares - (tail.square() * weight).sum(-1)
+        if self.padding_value is not None:
+            padding_frames = (steps - seen).to(values.dtype)[:, None]  # (batch, 1)
+            value = self.padding_value.float()[None, :]
+            sums = sums - padding_frames * value
+            squares = squares - padding_frames * value.square()
+        return sums, squares
+
 
 class MaskedGroupNormConvLayer(nn.Module):
-    """Mixin for the first conv layer of a group-norm feature encoder: `forward(hidden, valid_frames=None)` hands
-    `valid_frames` to its `MaskedGroupNorm` for this call only."""
+    """Mixin for the first conv layer of a group-norm feature encoder: `forward(hidden, valid_samples=None)` zeroes
+    each clip's padding (so frames past its end hold exactly the conv's bias) and hands its `MaskedGroupNorm` the
+    frame counts of this call only."""
 
-    def forward(self, hidden: torch.Tensor, valid_frames: torch.Tensor | None = None) -> torch.Tensor:
-        self.layer_norm.valid_frames = valid_frames
+    def forward(self, hidden: torch.Tensor, valid_samples: torch.Tensor | None = None) -> torch.Tensor:
+        if valid_samples is None:
+            return super().forward(hidden)
+        kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
+        hidden = hidden * _valid_mask(valid_samples, hidden.shape[-1], hidden.device)[:, None, :].to(hidden.dtype)
+        norm = self.layer_norm
+        norm.valid_frames = torch.div(valid_samples - kernel, stride, rounding_mode="floor") + 1
+        norm.seen_frames = torch.div(valid_samples - 1, stride, rounding_mode="floor") + 1
+        norm.max_straddling_frames = -(-(kernel - 1) // stride)
+        # A view, not the Parameter itself (assigning that would register it on the norm): gradients still flow.
+        norm.padding_value = None if self.conv.bias is None else self.conv.bias.view(-1)
         try:
             return super().forward(hidden)
         finally:
-            self.layer_norm.valid_frames = None
+            norm.valid_frames = norm.seen_frames = norm.padding_value = None
 
 
-def _pass_valid_frames(layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+def _pass_valid_samples(layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """Forward pre-hook of the first conv layer: its call's lengths as a keyword (set by the tower's pre-hook)."""
-    return args, {**kwargs, "valid_frames": layer._gemo_clap_valid_frames}
+    return args, {**kwargs, "valid_samples": layer._gemo_clap_valid_samples}
 
 
 class MaskedPositionalConvLayer(nn.Module):
@@ -139,17 +176,10 @@ def _set_valid_lengths(tower: nn.Module, args: tuple, kwargs: dict) -> None:
     mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
     samples = None if mask is None else mask.sum(-1)
     for module, source in tower._gemo_clap_masked_modules:
-        if samples is None:
-            lengths = None
-        elif source == "conv0":
-            kernel, stride = tower.config.conv_kernel[0], tower.config.conv_stride[0]
-            lengths = torch.div(samples - kernel, stride, rounding_mode="floor") + 1
-        else:
-            lengths = tower._get_feat_extract_output_lengths(samples)
         if source == "conv0":
-            module._gemo_clap_valid_frames = lengths  # passed on as a keyword by `_pass_valid_frames`
+            module._gemo_clap_valid_samples = samples  # passed on as a keyword by `_pass_valid_samples`
         else:
-            module.valid_frames = lengths
+            module.valid_frames = None if samples is None else tower._get_feat_extract_output_lengths(samples)
 
 
 def make_padding_invariant(tower: nn.Module) -> nn.Module:
@@ -161,8 +191,8 @@ def make_padding_invariant(tower: nn.Module) -> nn.Module:
         if source == "conv0":
             module.layer_norm.__class__ = _masked_subclass(module.layer_norm, MaskedGroupNorm)
             module.__class__ = _masked_subclass(module, MaskedGroupNormConvLayer)
-            module._gemo_clap_valid_frames = None
-            module.register_forward_pre_hook(_pass_valid_frames, with_kwargs=True)
+            module._gemo_clap_valid_samples = None
+            module.register_forward_pre_hook(_pass_valid_samples, with_kwargs=True)
         else:
             module.__class__ = _masked_subclass(module, MaskedPositionalConvLayer)
     tower._gemo_clap_masked_modules = masked

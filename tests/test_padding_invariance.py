@@ -58,3 +58,44 @@ def test_gradient_checkpointing_recomputes_each_window_with_its_own_lengths(tmp_
     reference = conv0_gradient(False)
     assert model.audio_model.feature_extractor.conv_layers[0].conv.weight.requires_grad
     torch.testing.assert_close(conv0_gradient(True), reference, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("conv_bias", [False, True])
+@pytest.mark.parametrize("train_feature_encoder", [False, True])
+def test_masked_group_norm_statistics_cover_exactly_each_clips_valid_frames(conv_bias, train_feature_encoder):
+    """MaskedGroupNorm takes its moments over every frame and subtracts the frames past each clip's end (the
+    straddling ones gathered, the rest known to hold the conv's bias). Lengths at every offset of the first conv's
+    stride (0, 1 or 2 straddling frames), garbage in the padding, with and without a conv bias, and with gradients
+    (a trained feature encoder): the features and the first conv's weight gradient equal each clip run alone."""
+    torch.manual_seed(0)
+    tower = AutoModel.from_config(tiny_audio_config("wavlm", conv_bias=conv_bias)).train()
+    tower.config.layerdrop = 0.0
+    make_padding_invariant(tower)
+    encoder = tower.feature_extractor
+    encoder._requires_grad = train_feature_encoder
+    conv0 = encoder.conv_layers[0].conv
+    lengths = [4000 + offset for offset in range(5)] + [4100]  # every remainder modulo conv 0's stride of 5
+    values = torch.randn(len(lengths), max(lengths))  # the padding holds garbage, not zeros
+    mask = torch.zeros_like(values, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+    frames = tower._get_feat_extract_output_lengths(torch.tensor(lengths))
+
+    def features_and_gradient(batch, batch_mask, rows):
+        conv0.weight.grad = None
+        out = tower(batch, attention_mask=batch_mask, output_hidden_states=False).extract_features
+        kept = [out[row, : int(frames[index])] for index, row in rows]
+        if train_feature_encoder:
+            sum(piece.square().sum() for piece in kept).backward()
+        return kept, None if conv0.weight.grad is None else conv0.weight.grad.clone()
+
+    batched, batched_grad = features_and_gradient(values, mask, list(enumerate(range(len(lengths)))))
+    alone_grad = 0
+    for index, length in enumerate(lengths):
+        (alone,), grad = features_and_gradient(values[index : index + 1, :length], None, [(index, 0)])
+        torch.testing.assert_close(batched[index], alone, atol=2e-5, rtol=1e-4)
+        alone_grad = alone_grad + grad if train_feature_encoder else 0
+    if train_feature_encoder:
+        torch.testing.assert_close(batched_grad, alone_grad, atol=1e-4, rtol=1e-4)
+    else:
+        assert batched_grad is None

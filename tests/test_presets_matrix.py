@@ -246,3 +246,32 @@ def test_save_random_towers_takes_a_larger_text_vocabulary(tmp_path):
 
     _, text = save_random_towers(tmp_path, size="tiny", text_overrides={"vocab_size": 1000})
     assert AutoConfig.from_pretrained(text).vocab_size == 1000
+
+
+# roberta-base's own splits (GPT-2's byte-level BPE, whose merges RoBERTa uses), first word and after a space.
+ROBERTA_BASE_SPLITS = {
+    "neutral": ["neutral"],
+    "happy": ["happy"],
+    "sad": ["s", "ad"],
+    "angry": ["ang", "ry"],
+    "frustrated": ["fr", "ust", "rated"],
+    "fearful": ["f", "ear", "ful"],
+    "female": ["female"],
+    "emotion": ["em", "otion"],
+    "a person speaking in a sad voice": ["a", "Ġperson", "Ġspeaking", "Ġin", "Ġa", "Ġsad", "Ġvoice"],
+    "angry neutral": ["ang", "ry", "Ġneutral"],
+}
+
+
+def test_the_stand_in_roberta_tokenizer_splits_prompts_as_roberta_base(tmp_path):
+    """The label-prompt table's token counts set the text tower's per-step cost (the benchmark's figures): the
+    stand-in tokenizer must give roberta-base's, and still tokenise any text."""
+    from gemo_clap_hf.apps.random_towers import train_prompt_tokenizer
+
+    tokenizer = train_prompt_tokenizer(tmp_path)
+    for text, pieces in ROBERTA_BASE_SPLITS.items():
+        assert tokenizer.tokenize(text) == pieces, text
+    prompts = tokenizer(["neutral", "happy", "angry", "sad"], padding=True, return_tensors="pt")
+    assert prompts["attention_mask"].sum(-1).tolist() == [3, 3, 4, 4]  # <s> ... </s>
+    unseen = tokenizer("Ünïcode 😀")["input_ids"]
+    assert tokenizer.unk_token_id not in unseen and max(unseen) < 400

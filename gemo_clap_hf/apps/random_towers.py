@@ -248,28 +248,45 @@ def train_prompt_tokenizer(folder: Path, model_type: str = "roberta", extra_word
     """A tokenizer of the text tower's kind (a preset name or model type) that covers the prompt words, saved to
     `folder`.
 
-    RoBERTa gets a byte-level BPE trained on the words (so any text still tokenises); BERT a WordPiece vocabulary.
+    RoBERTa gets a byte-level BPE (any text still tokenises) that splits `PROMPT_WORDS` exactly as roberta-base
+    does, so the label-prompt table has the real checkpoint's token counts ("neutral" is one token, "angry" two):
+    they set what the text tower costs per step. BERT gets a WordPiece vocabulary of whole words (plus
+    `extra_words`).
     """
     from transformers import BertTokenizer, RobertaTokenizer
 
     model_type = PRESETS[model_type].model_type if model_type in PRESETS else model_type
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    words = list(dict.fromkeys((*PROMPT_WORDS, *extra_words)))
     if model_type == "bert":
+        words = list(dict.fromkeys((*PROMPT_WORDS, *extra_words)))
         (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
         tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
     else:
-        from tokenizers import ByteLevelBPETokenizer
-
-        bpe = ByteLevelBPETokenizer()
-        bpe.train_from_iterator(
-            [" ".join(words)] * 4, vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-        )
-        bpe.save_model(str(folder))
+        _write_roberta_prompt_bpe(folder)
         tokenizer = RobertaTokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
     tokenizer.save_pretrained(folder)
     return tokenizer
+
+
+def _write_roberta_prompt_bpe(folder: Path) -> None:
+    """`vocab.json` and `merges.txt` of a byte-level BPE holding the part of RoBERTa's merges that `PROMPT_WORDS`
+    use (with and without a leading space), in RoBERTa's order.
+
+    `roberta_prompt_merges.txt` lists the merges that GPT-2's byte-level BPE (whose merges RoBERTa shares; ranks
+    from openai-whisper's `assets/gpt2.tiktoken`) applies to those words, sorted by rank. BPE picks the
+    lowest-ranked pair present at each step, so this subset splits the words exactly as the full table does.
+    Written by hand rather than loaded because the Hub, and so roberta-base's tokenizer, cannot be reached here.
+    """
+    import json
+
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    merges = (Path(__file__).with_name("roberta_prompt_merges.txt")).read_text().splitlines()[1:]
+    symbols = ["<s>", "<pad>", "</s>", "<unk>", *sorted(ByteLevel.alphabet())]
+    symbols += ["".join(merge.split(" ")) for merge in merges] + ["<mask>"]
+    (folder / "vocab.json").write_text(json.dumps({symbol: index for index, symbol in enumerate(symbols)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
 
 
 def save_random_towers(
