@@ -148,18 +148,42 @@ def _world_size() -> int:
     return 1
 
 
-def _all_gather_padded(tensor: torch.Tensor, with_grad: bool) -> torch.Tensor:
-    """Concatenate `tensor` from every process along dim 0, allowing different batch sizes per process.
+_HOST_GROUPS: dict = {}
+
+
+def _host_group():
+    """A process group whose collectives run on the host (gloo), for metadata such as batch sizes.
+
+    Reading a value exchanged through NCCL makes the host wait for the device (a sync each step). The default group
+    serves when its backend handles CPU tensors (gloo, or torch's default "cpu:gloo,cuda:nccl"); otherwise a gloo
+    group over the same ranks is made once. Making a group is collective: every process reaches the first gather
+    at the same point of the same step.
+    """
+    distributed = torch.distributed
+    if "gloo" in str(distributed.get_backend()) or not distributed.is_gloo_available():
+        return None
+    world = distributed.group.WORLD
+    if world not in _HOST_GROUPS:
+        _HOST_GROUPS[world] = distributed.new_group(backend="gloo")
+    return _HOST_GROUPS[world]
+
+
+def exchange_batch_sizes(local_size: int) -> list[int]:
+    """Every process's batch size (the last batch may be smaller on some), exchanged in host memory: no sync."""
+    distributed = torch.distributed
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(distributed.get_world_size())]
+    distributed.all_gather(sizes, torch.tensor([local_size], dtype=torch.int64), group=_host_group())
+    return [int(size) for size in torch.cat(sizes).numpy()]  # host tensors: reading them waits for no device
+
+
+def _all_gather_padded(tensor: torch.Tensor, sizes: list[int], with_grad: bool) -> torch.Tensor:
+    """Concatenate `tensor` from every process along dim 0, process r holding `sizes[r]` rows.
 
     With `with_grad`, uses `torch.distributed.nn.all_gather`, whose backward sums the gradients of every process
     into the local slice: each process then holds W·∂L/∂(local) and DDP's gradient averaging yields exactly the
     gradient of the global-batch loss (open_clip's `gather_with_grad`).
     """
     distributed = torch.distributed
-    size = torch.tensor([tensor.shape[0]], device=tensor.device)
-    sizes = [torch.zeros_like(size) for _ in range(distributed.get_world_size())]
-    distributed.all_gather(sizes, size)
-    sizes = [int(s.item()) for s in sizes]
     padded = tensor
     if max(sizes) != tensor.shape[0]:
         padding = tensor.new_zeros((max(sizes) - tensor.shape[0], *tensor.shape[1:]))
@@ -177,12 +201,16 @@ def _all_gather_padded(tensor: torch.Tensor, with_grad: bool) -> torch.Tensor:
 def gather_across_processes(**tensors: torch.Tensor | None) -> dict[str, torch.Tensor | None]:
     """All-gather embeddings (with gradient) and labels (without) so that every process sees the global batch.
 
-    A no-op outside `torch.distributed` (one process).
+    The tensors share their first dimension (the local batch). A no-op outside `torch.distributed` (one process).
     """
     if _world_size() == 1:
         return dict(tensors)
+    rows = {value.shape[0] for value in tensors.values() if value is not None}
+    if len(rows) != 1:
+        raise ValueError(f"the tensors to gather must share their batch size, got {sorted(rows)} rows.")
+    sizes = exchange_batch_sizes(rows.pop())
     return {
-        name: None if value is None else _all_gather_padded(value, with_grad=value.is_floating_point())
+        name: None if value is None else _all_gather_padded(value, sizes, with_grad=value.is_floating_point())
         for name, value in tensors.items()
     }
 

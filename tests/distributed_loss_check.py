@@ -11,17 +11,20 @@ to `--output` (JSON); `tests/test_distributed_loss.py` and `tests/test_presets_m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torch.distributed as dist
 from accelerate import PartialState
 
-from gemo_clap_hf import GEmoClapModel
+from gemo_clap_hf import GEmoClapModel, loss_gemo_clap
+from gemo_clap_hf.apps.sync_audit import SyncRecorder
 
 LOSS_TYPES = ("emo", "sl", "ml")
 SPLITS = ("equal", "unequal")
@@ -63,11 +66,15 @@ def build_model(towers: Path, loss_type: str) -> GEmoClapModel:
     return model.train()
 
 
-def loss_and_gradients(model: GEmoClapModel, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, torch.Tensor]]:
-    """Forward with loss, backward; zeros stand for trainable parameters the loss does not reach."""
+def loss_and_gradients(
+    model: GEmoClapModel, batch: dict[str, torch.Tensor], recorder=None
+) -> tuple[float, dict[str, torch.Tensor]]:
+    """Forward with loss, backward (inside `recorder`, a SyncRecorder, if given); zeros stand for trainable
+    parameters the loss does not reach."""
     model.zero_grad(set_to_none=True)
-    loss = model(**batch, return_loss=True).loss
-    loss.backward()
+    with recorder or contextlib.nullcontext():
+        loss = model(**batch, return_loss=True).loss
+        loss.backward()
     grads = {
         name: (param.grad if param.grad is not None else torch.zeros_like(param)).detach().clone()
         for name, param in model.named_parameters()
@@ -115,6 +122,12 @@ def compare(reference: tuple[float, dict], distributed: tuple[float, dict]) -> d
         "num_nonzero_gradients": sum(bool(grad.any()) for grad in ref_grads.values()),
         "zero_gradient_parameters": [name for name, grad in ref_grads.items() if not grad.any()],
     }
+
+
+def _nccl_default_group(real_get_backend):
+    """`dist.get_backend` answering "nccl" for the default group (the question the loss asks) and the truth for
+    an explicit group (torch's own collectives ask that way and still run on gloo)."""
+    return lambda group=None: "nccl" if group is None else real_get_backend(group)
 
 
 def cases(towers: list[Path], loss_types, splits, per_process: int, world_size: int) -> list[tuple]:
@@ -180,10 +193,22 @@ def main() -> None:
         model = models[folder, loss]
         agree = parameters_agree_across_processes(model)
         local = rank_slice(batches[tuple(sizes)], sizes, state.process_index)
-        loss_value, grads = loss_and_gradients(model, local)
+        recorder = SyncRecorder()
+        # Uneven splits also take the path of an NCCL default group: batch sizes go through a gloo side group. (Only
+        # the loss's own question, the default group's backend, is answered "nccl": torch's collectives still run
+        # on gloo.)
+        fake = mock.patch.object(dist, "get_backend", _nccl_default_group(dist.get_backend))
+        with fake if split == "unequal" else contextlib.nullcontext():
+            loss_value, grads = loss_and_gradients(model, local, recorder)
         distributed = (loss_value, average_across_processes(grads))
+        measured = {
+            **compare(reference, distributed),
+            "parameters_agree": agree,
+            "package_syncs": [str(sync) for sync in recorder.package_syncs],
+            "host_side_groups": len(loss_gemo_clap._HOST_GROUPS),
+        }
         per_rank = [None] * state.num_processes
-        dist.all_gather_object(per_rank, {**compare(reference, distributed), "parameters_agree": agree})
+        dist.all_gather_object(per_rank, measured)
         results.append({"towers": folder.name, "loss_type": loss, "split": split, "sizes": sizes, "per_rank": per_rank})
 
     if state.is_main_process:

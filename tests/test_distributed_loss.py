@@ -58,3 +58,7 @@ def test_two_processes_give_the_global_batch_loss_and_gradients(results, loss_ty
         # Not vacuous: real gradients reached every trainable parameter (the towers hold no unused module).
         assert measured["max_grad_abs"] > 1e-3, where
         assert measured["zero_gradient_parameters"] == [], where
+        # No host-device sync from the package in a distributed step either: batch sizes are exchanged in host
+        # memory (under an NCCL default group, through a gloo side group, which the unequal split takes).
+        assert measured["package_syncs"] == [], (where, measured["package_syncs"])
+        assert measured["host_side_groups"] >= (split == "unequal"), where
