@@ -82,7 +82,7 @@ class MaskedGroupNorm(nn.GroupNorm):
         # One read pass each, no temporary (a norm's square, not a sum of squares); its gradient is 2x, also at 0.
         sums, squares = values.sum(-1), torch.linalg.vector_norm(values, dim=-1).square()
         valid = self.valid_frames.to(values.device)
-        seen = torch.minimum(self.seen_frames.to(values.device), torch.full_like(valid, steps))
+        seen = self.seen_frames.to(values.device).clamp(max=steps)  # frames past the padded end do not exist
         straddling = int(self.max_straddling_frames)
         if straddling:
             index = valid[:, None] + torch.arange(straddling, device=values.device)  # (batch, straddling)

@@ -282,9 +282,9 @@ def _write_roberta_prompt_bpe(folder: Path) -> None:
 
     from tokenizers.pre_tokenizers import ByteLevel
 
-    merges = (Path(__file__).with_name("roberta_prompt_merges.txt")).read_text().splitlines()[1:]
+    merges = Path(__file__).with_name("roberta_prompt_merges.txt").read_text().splitlines()[1:]
     symbols = ["<s>", "<pad>", "</s>", "<unk>", *sorted(ByteLevel.alphabet())]
-    symbols += ["".join(merge.split(" ")) for merge in merges] + ["<mask>"]
+    symbols += [merge.replace(" ", "") for merge in merges] + ["<mask>"]  # each merge's result is a token
     (folder / "vocab.json").write_text(json.dumps({symbol: index for index, symbol in enumerate(symbols)}))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
 
