@@ -23,8 +23,8 @@ import torch
 import torch.distributed as dist
 from accelerate import PartialState
 
+from benchmarks.sync_audit import SyncRecorder
 from gemo_clap_hf import GEmoClapModel, loss_gemo_clap
-from gemo_clap_hf.apps.sync_audit import SyncRecorder
 
 LOSS_TYPES = ("emo", "sl", "ml")
 SPLITS = ("equal", "unequal")
@@ -157,7 +157,7 @@ def launch(output: Path, towers: list[Path], num_processes: int = 2, **options) 
     ]
     for name, value in options.items():
         command += [f"--{name}", *map(str, value if isinstance(value, (list, tuple)) else [value])]
-    here = str(Path(__file__).parent)
+    here = os.pathsep.join(map(str, (Path(__file__).parent, Path(__file__).parents[1])))  # tests/, benchmarks/
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

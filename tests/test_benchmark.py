@@ -1,4 +1,5 @@
-"""`gemo-clap bench --quick` (tiny towers, 1 repeat) prints one JSON object with every figure, sane values.
+"""The benchmark harness (`benchmarks/`, run as `training_scripts/benchmark.py --quick`: tiny towers, 1 repeat)
+prints one JSON object with every figure, sane values.
 
 No timing assertions: the quick run's figures mean nothing, only their presence and basic invariants do (the speed
 targets live in the benchmark's output). The bulk-inference figure belongs to apps/prediction.py and is left out
@@ -15,20 +16,18 @@ import numpy as np
 import pytest
 import torch
 
-from gemo_clap_hf.apps.benchmark import (
-    FIGURES,
-    Settings,
+from benchmarks.end_to_end import ClassifierInputs, GpuUtilisationSampler
+from benchmarks.padding import padding_efficiency
+from benchmarks.settings import FIGURES, Settings, parse_args
+from benchmarks.workload import (
     build_classifier,
     iemocap_like_lengths,
     make_batch,
     make_optimizer,
-    padding_efficiency,
-    parse_args,
     text_embeddings_trained,
     training_step,
     varied_lengths,
 )
-from gemo_clap_hf.apps.benchmark_trainer import ClassifierInputs, GpuUtilisationSampler
 from gemo_clap_hf.apps.random_towers import train_prompt_tokenizer
 
 SCRIPT = Path(__file__).parents[1] / "training_scripts" / "benchmark.py"

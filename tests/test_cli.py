@@ -120,3 +120,28 @@ def test_help_lists_every_sub_command():
     )
     for command in ("synth-corpus", "predict", "export-onnx", "demo", "bench"):
         assert command in result.stdout
+
+
+def test_bench_times_predict_on_the_users_files(capsys, tiny_checkpoint, wav_files):
+    code, out, _ = run_cli(
+        capsys, "bench", "--model", tiny_checkpoint, *wav_files, "--batch-size", "1", "2", "--repeats", "2", "--json"
+    )
+    assert code == 0
+    figures = json.loads(out)
+    assert figures["files"] == figures["classified"] == len(wav_files) and figures["repeats"] == 2
+    seconds = sum(sf.info(str(path)).duration for path in wav_files)
+    assert figures["audio_hours"] * 3600 == pytest.approx(seconds, rel=1e-3)
+    for size in ("1", "2"):
+        figure = figures["batch_sizes"][size]
+        low, high = figure["clips_per_s_range"]
+        assert low <= figure["clips_per_s"] <= high
+        assert figure["clips_per_s"] == pytest.approx(len(wav_files) / figure["seconds"])
+        assert figure["real_time_factor"] == pytest.approx(figure["seconds"] / seconds)
+    assert figures["batch_sizes"]["2"]["max_probability_difference"] < 1e-4  # batching never changes the answer
+    code, out, _ = run_cli(capsys, "bench", "--model", tiny_checkpoint, wav_files[0], "--repeats", "1")
+    assert code == 0 and "batch   8:" in out and "real-time factor" in out
+
+
+def test_bench_names_a_missing_file(capsys, tiny_checkpoint, tmp_path):
+    code, _, err = run_cli(capsys, "bench", "--model", tiny_checkpoint, tmp_path / "nope.wav")
+    assert code == 2 and "gemo-clap bench: error:" in err and "nope.wav" in err

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from gemo_clap_hf.apps.plots import save_confusion_matrix_png
 from gemo_clap_hf.metrics import SER_METRICS_PATH, compute_ser_metrics, load_ser_metric, make_compute_metrics
+from gemo_clap_hf.training.reporting import save_confusion_matrix_png
 
 try:  # the second independent check; the loop-based one below always runs
     from sklearn import metrics as sklearn_metrics

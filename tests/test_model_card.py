@@ -6,8 +6,13 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from gemo_clap_hf.apps.model_card import load_template, render_model_card, summarize_config, write_model_card
 from gemo_clap_hf.metrics import compute_ser_metrics
+from gemo_clap_hf.training.reporting.model_card import (
+    load_template,
+    render_model_card,
+    summarize_config,
+    write_model_card,
+)
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 BASE_MODELS = ["microsoft/wavlm-base-plus", "FacebookAI/roberta-base"]
@@ -198,6 +203,7 @@ def test_packaged_template_is_identical_to_the_root_model_card():
     if not ROOT_TEMPLATE.is_file():
         pytest.skip("running from an installed wheel: the repository's MODEL_CARD.md is not here")
     assert load_template() == ROOT_TEMPLATE.read_text(encoding="utf-8"), (
-        "gemo_clap_hf/apps/templates/MODEL_CARD.md differs from MODEL_CARD.md: edit the root file, then run "
-        "`cp MODEL_CARD.md gemo_clap_hf/apps/templates/MODEL_CARD.md`"
+        "gemo_clap_hf/training/reporting/templates/MODEL_CARD.md differs from MODEL_CARD.md: edit the root file, "
+        "then run "
+        "`cp MODEL_CARD.md gemo_clap_hf/training/reporting/templates/MODEL_CARD.md`"
     )

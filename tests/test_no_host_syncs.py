@@ -1,7 +1,7 @@
 """A GEmo-CLAP training step issues no host-device sync from the package's own code (issue 10, item 1).
 
 Every sync (`.item()`, `torch.unique`, boolean indexing, ...) stops the CPU from queueing GPU work ahead. The
-recorder (`gemo_clap_hf.apps.sync_audit.SyncRecorder`, a `TorchDispatchMode`) sees every aten op of forward, loss
+recorder (`benchmarks.sync_audit.SyncRecorder`, a `TorchDispatchMode`) sees every aten op of forward, loss
 and backward, and attributes each sync to the Python line that issued it; a CPU run therefore catches what would
 stall a GPU. The towers' own syncs (transformers' mask handling) are allowed here and listed by the benchmark.
 """
@@ -14,9 +14,9 @@ import pytest
 import torch
 from tiny_models import random_clip, tiny_audio_config, tiny_processor, tiny_text_config
 
+from benchmarks.sync_audit import PACKAGE_DIR, SyncRecorder
 from gemo_clap_hf import GEmoClapConfig, GEmoClapDataCollator, GEmoClapModel
 from gemo_clap_hf.apps import random_towers
-from gemo_clap_hf.apps.sync_audit import PACKAGE_DIR, SyncRecorder
 
 # The keys a collator batch holds for training (no prompts: the model holds the label-prompt table).
 COLLATOR_KEYS = ("input_values", "audio_attention_mask", "clip_index", "emotion_labels", "gender_labels")

@@ -21,7 +21,8 @@ from tiny_models import random_clip, save_tiny_checkpoint
 from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapForAudioClassification
 from gemo_clap_hf.apps.bulk_prediction import collect_inputs
 from gemo_clap_hf.apps.cli import main
-from gemo_clap_hf.apps.prediction import Failure, length_buckets, measure_bulk_throughput, predict_files
+from gemo_clap_hf.apps.prediction import Failure, length_buckets, predict_files
+from gemo_clap_hf.apps.throughput import measure_bulk_throughput
 
 RATE = 16000
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from corpus_fixtures import make_iemocap_tree, make_manifest, make_msp_podcast_tree
 
-from gemo_clap_hf.apps import benchmark
+from benchmarks import settings
 from gemo_clap_hf.data import CORPORA, FOUR_CLASS_LABELS, available_corpora, corpus_spec, load_corpus
 from gemo_clap_hf.data.protocol import (
     assign_speaker_folds,
@@ -74,7 +74,7 @@ def test_synthetic_class_shares_and_the_benchmark_use_the_registry_counts():
     codes = Counter(speaker_codes(np.random.default_rng(1), 120))
     assert abs(codes["hap"] + codes["exc"] - 120 * counts["happy"] / total) < 1
     assert abs(codes["ang"] - 120 * counts["angry"] / total) < 1
-    assert benchmark.IEMOCAP_CLASS_COUNTS is counts and total == benchmark.NUM_CLIPS
+    assert settings.IEMOCAP_CLASS_COUNTS is counts and total == settings.NUM_CLIPS
 
 
 def test_the_registry_label_set_is_what_load_corpus_applies(tmp_path):

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The GPU figures of the performance section in one prepared run: `gemo-clap bench` with bf16 autocast for WavLM
+# The GPU figures of the performance section in one prepared run: `python -m benchmarks` with bf16 autocast for WavLM
 # base-plus and WavLM large shapes at batch 8 and 32 (train step, inference, package syncs), and the end-to-end
 # Trainer ratio at base, batch 32, 4 DataLoader workers. One JSON file per run lands in OUTPUT_DIR, with the card's
 # name in `environment`.
 #
-#   training_scripts/gpu_figures.sh OUTPUT_DIR [extra gemo-clap bench flags]
+#   training_scripts/gpu_figures.sh OUTPUT_DIR [extra benchmark flags]
 #
 # Runs from a checkout without installing it (PYTHONPATH), as on a lent device machine. That machine has torch,
 # transformers and accelerate but not the data stack the end-to-end figure needs: download these wheels here first
@@ -15,7 +15,7 @@
 # DEVICE=cpu with --quick checks the plumbing on a CPU (tiny towers, no bf16): tests/test_gpu_figures_script.py.
 set -euo pipefail
 
-out=${1:?usage: training_scripts/gpu_figures.sh OUTPUT_DIR [extra gemo-clap bench flags]}
+out=${1:?usage: training_scripts/gpu_figures.sh OUTPUT_DIR [extra benchmark flags]}
 shift
 device=${DEVICE:-cuda}
 python=${PYTHON:-python3}
@@ -25,10 +25,10 @@ precision=(--bf16)
 [ "$device" = cpu ] && precision=()  # bf16 autocast is CUDA-only in the benchmark
 mkdir -p "$out"
 
-bench() {  # name, then gemo-clap bench flags; stdout is the JSON object, logs go to name.log
+bench() {  # name, then benchmark flags; stdout is the JSON object, logs go to name.log
     local name=$1
     shift
-    "$python" -m gemo_clap_hf.apps.cli bench --device "$device" "${precision[@]}" "$@" >"$out/$name.json" 2>"$out/$name.log"
+    "$python" -m benchmarks --device "$device" "${precision[@]}" "$@" >"$out/$name.json" 2>"$out/$name.log"
     echo "wrote $out/$name.json"
 }
 

@@ -15,14 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
@@ -323,86 +320,6 @@ def format_predictions(predictions: Sequence[Prediction]) -> str:
     return "\n".join(lines)
 
 
-def _write_test_clips(folder: Path, num_clips: int, min_s: float, max_s: float, rate: int, seed: int) -> float:
-    """`num_clips` voiced-ish WAV files with durations spread log-uniformly over [min_s, max_s]; total seconds."""
-    import soundfile as sf
-
-    rng = np.random.default_rng(seed)
-    total = 0.0
-    for index in range(num_clips):
-        seconds = float(np.exp(rng.uniform(np.log(min_s), np.log(max_s))))
-        t = np.arange(int(seconds * rate)) / rate
-        f0 = rng.uniform(100, 250)
-        clip = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)) + 0.1 * rng.standard_normal(t.shape)
-        sf.write(folder / f"clip_{index:04d}.wav", (0.3 * clip / np.abs(clip).max()).astype(np.float32), rate)
-        total += len(t) / rate
-    return total
-
-
-def measure_bulk_throughput(
-    model_dir_or_classifier,
-    feature_extractor=None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    num_clips: int = 24,
-    min_s: float = 1.0,
-    max_s: float = 6.0,
-    repeats: int = 3,
-    device: str | torch.device | None = None,
-    num_workers: int = DEFAULT_NUM_WORKERS,
-    seed: int = 0,
-) -> dict:
-    """Bulk-inference throughput of `predict_files` on `num_clips` WAV files: batched vs one at a time.
-
-    The files (durations log-uniform in [min_s, max_s], written to a temporary folder) go through the whole path
-    a user's files take: header read, length bucketing, background decoding, the model. After one untimed warm-up
-    batch, the two modes run `repeats` times in alternating order (so that load from other processes hits both)
-    and the medians are reported: clips/s and audio hours/s for `batch_size` and for 1, the speed-up, and the
-    largest difference between the two modes' probabilities (batching must not change them). With the small
-    stand-in towers (`speech_tower_config(..., "small")`) this takes well under a minute on 2 CPU cores.
-    """
-    from ..feature_extraction_gemo_clap import GEmoClapFeatureExtractor
-
-    if isinstance(model_dir_or_classifier, (str, os.PathLike)):
-        classifier, loaded_extractor = load_classifier(str(model_dir_or_classifier), device)
-        feature_extractor = feature_extractor or loaded_extractor
-    else:
-        classifier = model_dir_or_classifier.eval()
-    feature_extractor = feature_extractor or GEmoClapFeatureExtractor()
-    modes = {"one_at_a_time": 1, "batched": batch_size}
-    times: dict[str, list[float]] = {name: [] for name in modes}
-    probabilities = {}
-    with tempfile.TemporaryDirectory(prefix="gemo_clap_bulk_") as folder:
-        seconds = _write_test_clips(Path(folder), num_clips, min_s, max_s, feature_extractor.sampling_rate, seed)
-        files = sorted(str(p) for p in Path(folder).glob("*.wav"))
-        predict_files(classifier, feature_extractor, files[:batch_size], batch_size, device, num_workers=num_workers)
-        for _ in range(max(1, repeats)):
-            for name, size in modes.items():
-                start = time.perf_counter()
-                predictions = predict_files(classifier, feature_extractor, files, size, device, num_workers=num_workers)
-                times[name].append(time.perf_counter() - start)
-                probabilities[name] = np.array([list(p.probabilities.values()) for p in predictions])
-    figures = {
-        "device": str(next(classifier.parameters()).device),
-        "clips": num_clips,
-        "audio_hours": seconds / 3600,
-        "batch_size": batch_size,
-        "repeats": max(1, repeats),
-        "torch_threads": torch.get_num_threads(),
-    }
-    for name, measured in times.items():
-        elapsed = float(np.median(measured))
-        figures[name] = {
-            "seconds": elapsed,
-            "clips_per_s": num_clips / elapsed,
-            "audio_hours_per_s": seconds / 3600 / elapsed,
-        }
-    figures["speedup"] = figures["one_at_a_time"]["seconds"] / figures["batched"]["seconds"]
-    figures["max_probability_difference"] = float(
-        np.abs(probabilities["batched"] - probabilities["one_at_a_time"]).max()
-    )
-    return figures
-
-
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "Failure",
@@ -415,7 +332,6 @@ __all__ = [
     "iter_predictions",
     "length_buckets",
     "load_classifier",
-    "measure_bulk_throughput",
     "predict_files",
     "resolve_device",
 ]

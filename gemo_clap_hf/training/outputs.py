@@ -14,13 +14,12 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from ..apps.model_card import summarize_config, write_model_card
-from ..apps.plots import save_confusion_matrix_png
 from ..data.corpora import corpus_spec
 from ..data.labels import format_counts
 from ..data.protocol import available_folds
 from .arguments import DataArguments, ModelArguments
 from .data_setup import PreparedData
+from .reporting import save_confusion_matrix_png, summarize_config, write_model_card
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The YAML front matter (tags, base models, the `model-index` with UAR/WAR) is built by `huggingface_hub.ModelCardData`
 and `EvalResult`, so the Hub reads it as it reads any other card; the prose comes from the `string.Template` in
-`gemo_clap_hf/apps/templates/MODEL_CARD.md`, a packaged copy of the repository's root `MODEL_CARD.md`.
+`gemo_clap_hf/training/reporting/templates/MODEL_CARD.md`, a packaged copy of the repository's root `MODEL_CARD.md`.
 Nothing here reads the environment or talks to the Hub: rendering is a function of its arguments (and of whether a
 base model names a local folder: such encoders are named in the text but left out of the `base_model` metadata).
 """
@@ -86,7 +86,11 @@ def summarize_config(config) -> dict:
 
 def load_template() -> str:
     """The packaged card template (identical to the repository's MODEL_CARD.md; a test keeps them in sync)."""
-    return resources.files("gemo_clap_hf.apps").joinpath("templates", "MODEL_CARD.md").read_text(encoding="utf-8")
+    return (
+        resources.files("gemo_clap_hf.training.reporting")
+        .joinpath("templates", "MODEL_CARD.md")
+        .read_text(encoding="utf-8")
+    )
 
 
 def _percent(value: float) -> str:

@@ -133,7 +133,7 @@ class LengthGroupedTrainer(Trainer):
     """The stock Trainer with GEmoClapTrainer's training sampler, so that both runs see the same batches."""
 
     def _get_train_sampler(self, train_dataset=None):
-        from ..data.batching import length_grouped_sampler
+        from gemo_clap_hf.data.batching import length_grouped_sampler
 
         sampler = length_grouped_sampler(train_dataset if train_dataset is not None else self.train_dataset, self.args)
         return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
@@ -145,7 +145,7 @@ def _save_towers(folder: Path, size: str, audio_preset: str, seed: int) -> tuple
     tokenizer (its ids all fall inside the vocabulary)."""
     from transformers import AutoModel
 
-    from .random_towers import speech_tower_config, text_tower_config, train_prompt_tokenizer
+    from gemo_clap_hf.apps.random_towers import speech_tower_config, text_tower_config, train_prompt_tokenizer
 
     full = size != "tiny"
     torch.manual_seed(seed)
@@ -171,8 +171,8 @@ def _arguments(
     seed: int,
 ):
     """(model, data, training) arguments as `train_gemo_clap.py` would parse them for the random towers."""
-    from ..data.synthetic import generate_corpus
-    from ..training import DataArguments, GEmoClapTrainingArguments, ModelArguments
+    from gemo_clap_hf.data.synthetic import generate_corpus
+    from gemo_clap_hf.training import DataArguments, GEmoClapTrainingArguments, ModelArguments
 
     # Enough training clips (sessions 1-4: 8 speakers) for every step to see a full, distinct batch.
     per_speaker = max(4, -(-batch_size * (steps + 1) // 8))
@@ -229,8 +229,8 @@ def measure_end_to_end(
     """
     import tempfile
 
-    from ..training import prepare_data
-    from ..training.model_setup import build_processor
+    from gemo_clap_hf.training import prepare_data
+    from gemo_clap_hf.training.model_setup import build_processor
 
     with tempfile.TemporaryDirectory(prefix="gemo_clap_e2e_", dir=workdir) as folder:
         model_args, data_args, training_args = _arguments(
@@ -271,8 +271,8 @@ def measure_end_to_end(
 
 def _gemo_clap_run(model_args, data_args, training_args, data, processor, device, steps):
     """The training script's set-up (`build_model`, `build_trainer`), timed; (seconds, GPU utilisation)."""
-    from ..training.model_setup import build_model
-    from ..training.run import build_trainer
+    from gemo_clap_hf.training.model_setup import build_model
+    from gemo_clap_hf.training.run import build_trainer
 
     model = build_model(model_args, data.labels, processor.tokenizer)
     trainer = build_trainer(model, processor, data, training_args, data_args)
@@ -282,8 +282,8 @@ def _gemo_clap_run(model_args, data_args, training_args, data, processor, device
 
 def _wavlm_classifier_run(model_args, data_args, training_args, data, processor, device, steps):
     """`AutoModelForAudioClassification` on the same speech-tower folder, same arguments, batches and collator."""
-    from ..configuration_gemo_clap import GEmoClapConfig
-    from ..data.batching import GEmoClapDataCollator
+    from gemo_clap_hf.configuration_gemo_clap import GEmoClapConfig
+    from gemo_clap_hf.data.batching import GEmoClapDataCollator
 
     # The collator reads the label sets and the loss type from a GEmo-CLAP config, as in the GEmo-CLAP run.
     config = GEmoClapConfig(emotion_labels=tuple(data.labels), loss_type=model_args.loss_type)
