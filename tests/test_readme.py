@@ -1,0 +1,150 @@
+"""The README's code blocks, run as a reader runs them, top to bottom.
+
+The Hub cannot be reached here, so the one substitution is the model: "org/sl-gemo-clap" becomes a tiny saved
+checkpoint (and, in the fine-tuning command, the Hub towers become tiny towers with the same structure and the
+IEMOCAP folder becomes an IEMOCAP-layout fixture). Everything else runs as written, in a folder holding the files
+the blocks name (`speech.wav`, `calls/`, `my_corpus/manifest.csv`).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from tiny_models import random_clip, save_tiny_checkpoint
+from training_helpers import REPO, describe, make_training_inputs, script_env
+
+from gemo_clap_hf.apps.cli import build_parser
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+HUB_ID = "org/sl-gemo-clap"
+BLOCKS = re.findall(r"```(python|bash)\n(.*?)```", README, re.DOTALL)
+CONSOLE_SCRIPT = Path(sys.executable).parent / "gemo-clap"
+
+
+def blocks(language: str, containing: str = "") -> list[str]:
+    return [code for kind, code in BLOCKS if kind == language and containing in code]
+
+
+def commands(block: str) -> list[list[str]]:
+    """Each shell command of a block (continuation lines joined, comments dropped), split as the shell would."""
+    joined = block.replace("\\\n", " ")
+    return [shlex.split(line, comments=True) for line in joined.splitlines() if line.split("#")[0].strip()]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """The reader's folder: a model, a speech file, a folder of calls and a manifest."""
+    root = tmp_path_factory.mktemp("reader")
+    save_tiny_checkpoint(root / "model")
+    sf.write(root / "speech.wav", random_clip(1.5, seed=3), 16000)
+    for index, seconds in enumerate((0.7, 1.2, 2.0)):
+        folder = root / "calls" / ("day1" if index < 2 else "day2")
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"call{index}.wav", random_clip(seconds, sampling_rate=8000, seed=index), 8000)
+    corpus = root / "my_corpus"
+    corpus.mkdir()
+    for index in range(3):
+        sf.write(corpus / f"u{index}.wav", random_clip(0.5 + index / 4, seed=10 + index), 16000)
+    rows = "".join(f"u{i}.wav,{emotion},female\n" for i, emotion in enumerate(("happy", "sad", "angry")))
+    (corpus / "manifest.csv").write_text("path,emotion,gender\n" + rows)
+    return root
+
+
+def run_in(workdir: Path, argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=workdir, env=script_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_two_commands_are_make_targets():
+    [block] = blocks("bash", "make demo")
+    assert [command[:2] for command in commands(block)] == [["make", "demo"], ["make", "test"]]
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^demo: setup$", makefile, re.M) and re.search(r"^test: setup$", makefile, re.M)
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_every_python_block_runs_in_order(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    namespace: dict = {}
+    for code in blocks("python"):
+        code = code.replace(repr(HUB_ID).replace("'", '"'), repr(str(workdir / "model")))
+        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code is what is tested
+    labels = list(namespace["classifier_model"].config.id2label.values())
+    assert namespace["out"].logits_per_audio.shape == (2, 2)
+    assert namespace["label_scores"].shape == (2, len(labels)) and namespace["logits"].shape == (2, len(labels))
+    assert namespace["gender_logits"].shape == (2, 2)
+    row = namespace["predictions"][0].to_row()
+    assert row["file"] == "speech.wav" and row["emotion"] in labels
+    assert row["score"] == pytest.approx(max(row[label] for label in labels))
+    dataset = namespace["dataset"]
+    assert len(dataset) == 3 and set(dataset["predicted"]) <= set(labels)
+    assert dataset["length"] == sorted(dataset["length"])
+
+
+def test_the_bulk_commands_run_as_written(workdir):
+    [block] = blocks("bash", "gemo-clap predict")
+    predict, bench = commands(block)
+    for argv in (predict, bench):
+        assert argv[0] == "gemo-clap" and HUB_ID in argv
+    swap = lambda argv: [str(CONSOLE_SCRIPT), *(str(workdir / "model") if a == HUB_ID else a for a in argv[1:])]  # noqa: E731
+    done = run_in(workdir, swap(predict))
+    assert done.returncode == 0, describe(done)
+    with open(workdir / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(Path(row["file"]).name for row in rows) == ["call0.wav", "call1.wav", "call2.wav"]
+    done = run_in(workdir, swap(bench))
+    assert done.returncode == 0, describe(done)
+    assert "3 of 3 files" in done.stdout and "batch   1:" in done.stdout and "batch  16:" in done.stdout
+
+
+def test_the_export_block_names_a_real_extra_and_valid_flags():
+    [block] = blocks("bash", "export-onnx")
+    install, export = commands(block)
+    assert install == ["pip", "install", "gemo-clap-hf[onnx]"]
+    assert re.search(r"^onnx = \[", (REPO / "pyproject.toml").read_text(), re.M)
+    args = build_parser().parse_args(export[1:])  # the export itself runs in tests/test_onnx_export.py
+    assert args.command == "export-onnx" and args.model == HUB_ID and args.out_dir == "onnx/"
+
+
+def test_the_fine_tuning_command_trains_and_the_folder_loads_in_a_pipeline(tmp_path):
+    from transformers import pipeline
+
+    [block] = blocks("bash", "train_gemo_clap.py")
+    [argv] = commands(block)
+    inputs = make_training_inputs(tmp_path, sessions=(4, 5))
+    swaps = {
+        "/data/IEMOCAP_full_release": inputs["corpus"],
+        "microsoft/wavlm-base-plus": inputs["audio"],
+        "roberta-base": inputs["text"],
+    }
+    # A short run of the same command from the checkout root: the later flags override the README's epochs, crop
+    # length and (to keep the checkout clean) output folder.
+    output_dir = tmp_path / "runs" / "sl-gemo-clap-iemocap-s5"
+    argv = [sys.executable, *(swaps.get(a, a) for a in argv[1:]), "--output_dir", str(output_dir)]
+    argv += [
+        "--max_steps",
+        "2",
+        "--max_duration_s",
+        "0.5",
+        "--projection_dim",
+        "16",
+        "--use_cpu",
+        "--save_strategy",
+        "no",
+    ]
+    done = run_in(REPO, argv, timeout=600)
+    assert done.returncode == 0, describe(done)
+    for name in ("model.safetensors", "config.json", "README.md", "confusion_matrix.png", "all_results.json"):
+        assert (output_dir / name).is_file(), name
+    classifier = pipeline("audio-classification", model=str(output_dir))
+    scores = classifier(random_clip(1.0, seed=5))
+    assert {s["label"] for s in scores} == {"neutral", "happy", "sad", "angry"}
+    assert sum(s["score"] for s in scores) == pytest.approx(1.0, abs=1e-4)
+    assert np.isfinite([s["score"] for s in scores]).all()
