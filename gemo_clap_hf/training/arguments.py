@@ -109,7 +109,32 @@ class DataArguments:
     )
     data_dir: str | None = field(
         default=None,
-        metadata={"help": "The corpus folder in its public layout (for 'manifest': the CSV/JSONL file). Required."},
+        metadata={
+            "help": "The corpus folder in its public layout (for 'manifest': the CSV/JSONL file; for 'emobox': "
+            "the EmoBox repository root, holding data/<name>/ and the audio at its lines' paths). Required."
+        },
+    )
+    emobox_dataset: str | None = field(
+        default=None,
+        metadata={"help": "With --dataset emobox: the EmoBox corpus, as named under data/ (iemocap, ravdess, cremad)."},
+    )
+    fold: int | None = field(
+        default=None,
+        metadata={
+            "help": "With --dataset emobox: EmoBox's fold K (data/<name>/fold_K/), trained on its train file and "
+            "tested on its test file (its valid file, where EmoBox has one, is the evaluation set)."
+        },
+    )
+    emobox_audio_root: str | None = field(
+        default=None,
+        metadata={"help": "With --dataset emobox: where the lines' `wav` paths start (default: --data_dir)."},
+    )
+    emobox_demographics: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --dataset emobox --emobox_dataset cremad: CREMA-D's VideoDemographics.csv, for gender "
+            "(default: downloads/cremad/VideoDemographics.csv beside the audio, when present)."
+        },
     )
     test_fold: str | None = field(
         default=None,

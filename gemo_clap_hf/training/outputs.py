@@ -64,7 +64,7 @@ def write_card(
 ) -> Path:
     """README.md model card: the variant, data, protocol and held-out metrics of this run."""
     corpus = corpus_spec(data_args.dataset)
-    dataset_name = corpus.title
+    dataset_name = data.card_name or corpus.title
     prefix = held_out_prefix(metrics)
     held_out = {key: value for key, value in metrics.items() if key.startswith(f"{prefix}_")}
     extra = {
@@ -79,7 +79,7 @@ def write_card(
         held_out,
         dataset_name=dataset_name,
         dataset_type=data_args.dataset,
-        split=f"fold {data_args.test_fold}",
+        split=data.card_split or f"fold {data_args.test_fold}",
         protocol=data.protocol,
         base_models=[model_args.audio_encoder, model_args.text_encoder],
         extra=extra,

@@ -21,7 +21,7 @@ from ..data.batching import GEmoClapDataCollator
 from ..trainer import GEmoClapTrainer
 from .arguments import DataArguments, GEmoClapTrainingArguments, ModelArguments
 from .checkpoints import resolve_checkpoint
-from .data_setup import PreparedData, prepare_data
+from .data_setup import PreparedData, prepare_data, require_gender
 from .model_setup import build_model, build_processor
 from .outputs import held_out_prefix, push_final_model, write_card, write_confusion_matrix
 
@@ -149,7 +149,8 @@ def write_reports(
         return
     output_dir = trainer.args.output_dir
     prefix = held_out_prefix(metrics)
-    title = f"{data_args.dataset}, fold {data_args.test_fold}: UAR {100 * metrics[f'{prefix}_uar']:.1f}%"
+    where = f"{data.card_name or data_args.dataset}, {data.card_split or f'fold {data_args.test_fold}'}"
+    title = f"{where}: UAR {100 * metrics[f'{prefix}_uar']:.1f}%"
     image = write_confusion_matrix(output_dir, confusion, data.labels, title)
     write_card(
         output_dir, trainer.model, metrics, model_args, data_args, data, hub_model_id, has_image=image is not None
@@ -173,6 +174,7 @@ def run_training(
     checkpoint = resolve_checkpoint(run_args)
     set_seed(run_args.seed)
     data = prepare_data(data_args, seed=run_args.seed)
+    require_gender(data, model_args.loss_type, data.card_name or data_args.dataset)
     processor = build_processor(model_args)
     model = build_model(model_args, data.labels, tokenizer=processor.tokenizer)
     trainer = build_trainer(model, processor, data, run_args, data_args, callbacks)
