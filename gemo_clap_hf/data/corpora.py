@@ -133,6 +133,7 @@ def load_corpus(
     skip_bad_files: bool = False,
     labels: Iterable[str] | None = None,
     sampling_rate: int = TARGET_SAMPLING_RATE,
+    all_labels: bool = False,
     **options,
 ) -> datasets.Dataset:
     """Read a corpus into a Dataset with columns id, audio, emotion, gender, speaker, fold, duration, length.
@@ -148,6 +149,8 @@ def load_corpus(
         skip_bad_files: skip missing or unreadable audio files (with a count) instead of raising.
         labels: keep only these target labels.
         sampling_rate: the rate `length` is counted at (the feature extractor's, 16 kHz).
+        all_labels: keep every label the corpus has, as its reader names them, instead of the default label set
+            (cross-corpus evaluation counts the labels one corpus has and the other lacks).
         **options: reader options: IEMOCAP `sessions=(1, 2)`; RAVDESS `calm="neutral"|"drop"`; EmoBox
             `dataset="iemocap"`, `fold=1`, `audio_root=`, `demographics=` (CREMA-D's VideoDemographics.csv).
 
@@ -159,8 +162,8 @@ def load_corpus(
     if "skip_bad_files" in inspect.signature(spec.reader).parameters:
         options["skip_bad_files"] = skip_bad_files  # a reader that checks files itself names each file's line
     result = spec.reader(data_dir, **options)
-    default_map = result.label_map
-    if default_map is None and spec.label_map is not None:
+    default_map = None if all_labels else result.label_map
+    if default_map is None and spec.label_map is not None and not all_labels:
         default_map = {**spec.label_map, **result.label_map_changes}
     return build_dataset(
         result.utterances,

@@ -44,6 +44,7 @@ class PreparedData:
     protocol: str
     card_name: str | None = None  # the model card's dataset name (default: the corpus' title)
     card_split: str | None = None  # the model card's split (default: "fold <test_fold>")
+    card_type: str | None = None  # the corpus kind the card's metrics are on (default: --dataset)
 
 
 def parse_label_map(text: str | None) -> dict[str, str | None] | None:
@@ -144,7 +145,7 @@ def _hold_out(dataset: datasets.Dataset, fold: str, flag: str, folds: list[str])
         raise TrainingInputError(f"{flag} {fold}: {error.args[0].rstrip('.')}{hint}.") from error
 
 
-def _subset(dataset: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
+def random_subset(dataset: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
     """A seeded random subset for quick runs (classes stay mixed), as in the transformers example scripts."""
     if limit is None or limit >= len(dataset):
         return dataset
@@ -209,9 +210,9 @@ def split_for_training(corpus: datasets.Dataset, data_args: DataArguments, seed:
         + f" utterances; labels {labels}."
     )
     prepared = PreparedData(
-        train=_subset(train, data_args.max_train_samples, seed),
-        eval=_subset(evaluation, data_args.max_eval_samples, seed),
-        test=_subset(test, data_args.max_eval_samples, seed) if data_args.eval_fold is not None else None,
+        train=random_subset(train, data_args.max_train_samples, seed),
+        eval=random_subset(evaluation, data_args.max_eval_samples, seed),
+        test=random_subset(test, data_args.max_eval_samples, seed) if data_args.eval_fold is not None else None,
         labels=labels,
         protocol=_protocol(corpus, data_args, len(shared)),
         card_name=f"EmoBox {data_args.emobox_dataset}" if is_emobox else None,
