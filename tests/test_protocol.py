@@ -26,7 +26,7 @@ from gemo_clap_hf.data.synthetic import speaker_codes
 from gemo_clap_hf.training import TrainingInputError, cross_validation_folds, prepare_data
 from gemo_clap_hf.training.arguments import DataArguments
 
-NAMES = ("iemocap", "ravdess", "crema_d", "msp_podcast", "manifest", "synthetic")
+NAMES = ("iemocap", "ravdess", "crema_d", "msp_podcast", "manifest", "emobox", "synthetic")
 
 # ---------------------------------------------------------------- the registry
 
@@ -38,7 +38,7 @@ def test_every_documented_name_resolves_and_only_those():
         assert spec is CORPORA[name]
         assert list(inspect.signature(spec.reader).parameters)[0] == "data_dir"
     assert corpus_spec("CREMA-D") is CORPORA["crema_d"] and corpus_spec("MSP_Podcast") is CORPORA["msp_podcast"]
-    with pytest.raises(ValueError, match=r"unknown corpus 'timit'; choose one of \['crema_d', 'iemocap'"):
+    with pytest.raises(ValueError, match=r"unknown corpus 'timit'; choose one of \['crema_d', 'emobox', 'iemocap'"):
         corpus_spec("timit")
 
 

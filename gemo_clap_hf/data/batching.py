@@ -159,14 +159,14 @@ class GEmoClapDataCollator:
             missing = _row_name(rows[has_emotion.index(False)], has_emotion.index(False))
             raise ValueError(f"{missing} has no `emotion` while other rows of the batch have one; label every row.")
         batch["emotion_labels"] = self._labels(rows, "emotion", config.emotion_labels)
-        has_gender = ["gender" in row for row in rows]
+        has_gender = ["gender" in row and row["gender"] != "" for row in rows]  # "": the corpus gives no gender
         if all(has_gender):
             batch["gender_labels"] = self._labels(rows, "gender", config.gender_labels)
         elif config.loss_type in ("sl", "ml"):
             missing = _row_name(rows[has_gender.index(False)], has_gender.index(False))
             raise ValueError(
-                f"loss_type={config.loss_type!r} needs a `gender` for every row; {missing} has none. "
-                "Add a gender column, or train with loss_type='emo'."
+                f"loss_type={config.loss_type!r} needs a `gender` for every row; {missing} has none (the corpus "
+                "has no gender labels for it). Add a gender column, or train with loss_type='emo'."
             )
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -39,6 +39,7 @@ CORPUS_FEATURES = datasets.Features(
     }
 )
 
+UNKNOWN_GENDER = ""  # the gender column's value where the corpus gives none (kept only with keep_unknown_gender)
 _SHOWN = 5  # how many offending paths/ids an error message lists
 
 
@@ -119,12 +120,17 @@ def build_dataset(
     labels: Iterable[str] | None = None,
     skip_bad_files: bool = False,
     sampling_rate: int = TARGET_SAMPLING_RATE,
+    keep_unknown_gender: bool = False,
 ) -> datasets.Dataset:
-    """The shared corpus pipeline; `source` describes where the utterances were looked for (for the 0-found error)."""
+    """The shared corpus pipeline; `source` describes where the utterances were looked for (for the 0-found error).
+
+    `keep_unknown_gender` keeps utterances without a gender (gender "") instead of dropping them.
+    """
     if not utterances:
         raise ValueError(f"{corpus}: found 0 utterances in {source}; check that data_dir points at the corpus.")
     _check_unique(utterances, corpus)
-    utterances = drop_unknown_gender(utterances, corpus)
+    if not keep_unknown_gender:
+        utterances = drop_unknown_gender(utterances, corpus)
     utterances = apply_label_map(utterances, corpus, label_map, default_label_map, labels)
     rows = _read_headers(utterances, corpus, skip_bad_files)
     if not rows:
@@ -134,12 +140,18 @@ def build_dataset(
         "id": [u.id for u, _ in rows],
         "audio": [str(u.path.resolve()) for u, _ in rows],
         "emotion": [u.label for u, _ in rows],
-        "gender": [u.gender for u, _ in rows],
+        "gender": [u.gender or UNKNOWN_GENDER for u, _ in rows],
         "speaker": [u.speaker for u, _ in rows],
         "fold": [u.fold for u, _ in rows],
         "duration": [info.duration for _, info in rows],
         "length": [info.num_samples(sampling_rate) for _, info in rows],
     }
+    unknown = columns["gender"].count(UNKNOWN_GENDER)
+    if unknown:
+        logger.warning(
+            f"{corpus}: {unknown} utterances have no gender label (the corpus gives none): Emo-CLAP trains on them, "
+            "SL/ML-GEmo-CLAP cannot."
+        )
     genders = format_counts(Counter(columns["gender"]))
     logger.info(
         f"{corpus}: {len(rows)} utterances, {len(set(columns['speaker']))} speakers ({genders}), "
@@ -148,4 +160,4 @@ def build_dataset(
     return datasets.Dataset.from_dict(columns, features=CORPUS_FEATURES)
 
 
-__all__ = ["CORPUS_FEATURES", "build_dataset"]
+__all__ = ["CORPUS_FEATURES", "UNKNOWN_GENDER", "build_dataset"]

@@ -20,7 +20,7 @@ import datasets
 from .audio import TARGET_SAMPLING_RATE
 from .building import build_dataset
 from .labels import FOUR_CLASS_MAP
-from .readers import read_crema_d, read_iemocap, read_manifest, read_msp_podcast, read_ravdess
+from .readers import read_crema_d, read_emobox, read_iemocap, read_manifest, read_msp_podcast, read_ravdess
 from .readers.base import ReadResult
 
 FoldScheme = Literal["session", "split", "speaker", "column"]
@@ -91,6 +91,9 @@ CORPORA: Mapping[str, CorpusSpec] = MappingProxyType(
         # Counts change with every release, so none are recorded.
         "msp_podcast": CorpusSpec(read_msp_podcast, "MSP-Podcast", "en", "split", FOUR_CLASS_MAP),
         "manifest": CorpusSpec(read_manifest, "custom manifest", None, "column", None),
+        # One fold of an EmoBox corpus (`dataset=`, `fold=`): its label set is the corpus' label_map.json, its folds
+        # EmoBox's train/valid/test files (`readers/emobox.py`); the language depends on the corpus.
+        "emobox": CorpusSpec(read_emobox, "EmoBox", None, "split", None),
         # The embedded corpus is written in the IEMOCAP layout, so the IEMOCAP reader, label set and protocol run on it;
         # its class shares follow IEMOCAP's counts (`synthetic.py`), its size is a generation setting.
         "synthetic": CorpusSpec(read_iemocap, "synthetic gender-confounded speech", None, "session", IEMOCAP_LABEL_MAP),
@@ -114,7 +117,7 @@ def corpus_spec(name: str) -> CorpusSpec:
 
 
 def _check_options(name: str, reader: Callable[..., ReadResult], options: Mapping[str, object]) -> None:
-    accepted = [p for p in inspect.signature(reader).parameters if p != "data_dir"]
+    accepted = [p for p in inspect.signature(reader).parameters if p not in ("data_dir", "skip_bad_files")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(
@@ -130,12 +133,14 @@ def load_corpus(
     skip_bad_files: bool = False,
     labels: Iterable[str] | None = None,
     sampling_rate: int = TARGET_SAMPLING_RATE,
+    all_labels: bool = False,
     **options,
 ) -> datasets.Dataset:
     """Read a corpus into a Dataset with columns id, audio, emotion, gender, speaker, fold, duration, length.
 
     Args:
-        name: "iemocap", "ravdess", "crema_d", "msp_podcast", "manifest" or "synthetic" (IEMOCAP layout).
+        name: "iemocap", "ravdess", "crema_d", "msp_podcast", "manifest", "emobox" or "synthetic" (IEMOCAP
+            layout).
         data_dir: the corpus folder in its public layout (for "manifest": the CSV/JSONL file).
         label_map: source label (name such as "excited", or raw code such as "exc") -> target label, None to
             drop; labels it does not list are dropped. Replaces the corpus' default (`CORPORA[name].label_map`:
@@ -144,15 +149,22 @@ def load_corpus(
         skip_bad_files: skip missing or unreadable audio files (with a count) instead of raising.
         labels: keep only these target labels.
         sampling_rate: the rate `length` is counted at (the feature extractor's, 16 kHz).
-        **options: reader options: IEMOCAP `sessions=(1, 2)`; RAVDESS `calm="neutral"|"drop"`.
+        all_labels: keep every label the corpus has, as its reader names them, instead of the default label set
+            (cross-corpus evaluation counts the labels one corpus has and the other lacks).
+        **options: reader options: IEMOCAP `sessions=(1, 2)`; RAVDESS `calm="neutral"|"drop"`; EmoBox
+            `dataset="iemocap"`, `fold=1`, `audio_root=`, `demographics=` (CREMA-D's VideoDemographics.csv).
 
     `speaker` is "" where the corpus does not know the speaker (MSP-Podcast's "Unknown", a manifest without the
     column): such utterances are never taken for one shared speaker.
     """
     spec = corpus_spec(name)
     _check_options(name, spec.reader, options)
+    if "skip_bad_files" in inspect.signature(spec.reader).parameters:
+        options["skip_bad_files"] = skip_bad_files  # a reader that checks files itself names each file's line
     result = spec.reader(data_dir, **options)
-    default_map = None if spec.label_map is None else {**spec.label_map, **result.label_map_changes}
+    default_map = None if all_labels else result.label_map
+    if default_map is None and spec.label_map is not None and not all_labels:
+        default_map = {**spec.label_map, **result.label_map_changes}
     return build_dataset(
         result.utterances,
         name,
@@ -162,6 +174,7 @@ def load_corpus(
         labels=labels,
         skip_bad_files=skip_bad_files,
         sampling_rate=sampling_rate,
+        keep_unknown_gender=result.keep_unknown_gender,
     )
 
 

@@ -139,11 +139,12 @@ def split_by_fold(dataset: datasets.Dataset, test_fold: str | int) -> tuple[data
     return dataset.select(train_rows), dataset.select(test_rows)
 
 
-def check_speaker_leakage(train: datasets.Dataset, test: datasets.Dataset) -> None:
-    """Raise if a known speaker is in both sets (speaker-independent evaluation).
+def check_speaker_leakage(train: datasets.Dataset, test: datasets.Dataset, warn_only: bool = False) -> list[str]:
+    """Raise if a known speaker is in both sets (speaker-independent evaluation); return the shared speakers.
 
     Unknown ("") speakers are not one shared speaker and cannot be checked: they are left out, and a warning says how
-    many there are, since leakage may hide among them.
+    many there are, since leakage may hide among them. `warn_only` (a published split that is taken as it is, such
+    as EmoBox's CREMA-D fold) warns about shared speakers instead of raising.
     """
     unknown = count_unknown_speakers(train) + count_unknown_speakers(test)
     if unknown:
@@ -155,10 +156,32 @@ def check_speaker_leakage(train: datasets.Dataset, test: datasets.Dataset) -> No
     shared = sorted((set(train["speaker"]) & set(test["speaker"])) - {UNKNOWN_SPEAKER})
     if shared:
         shown = ", ".join(shared[:_SHOWN]) + (f", ... ({len(shared)} in all)" if len(shared) > _SHOWN else "")
-        raise ValueError(
-            f"speaker leakage: {len(shared)} speakers are in both the training and the test set: "
-            f"{shown}; split by speaker (split_by_fold on session/speaker folds)."
-        )
+        message = f"speaker leakage: {len(shared)} speakers are in both the training and the test set: {shown}"
+        if warn_only:
+            logger.warning(f"{message}; the published split is kept as it is, so results are not speaker-independent.")
+        else:
+            raise ValueError(f"{message}; split by speaker (split_by_fold on session/speaker folds).")
+    return shared
+
+
+def emobox_protocol_sentence(dataset: str, fold: int, eval_split: str | None, shared: int, unknown: int) -> str:
+    """The model card's description of an EmoBox fold: the files it came from and how speaker-independent it is."""
+    held_out = (
+        f"EmoBox's {dataset} fold {fold} as published (trained on data/{dataset}/fold_{fold}/"
+        f"{dataset}_train_fold_{fold}.jsonl, tested on {dataset}_test_fold_{fold}.jsonl)"
+    )
+    selection = (
+        f"EmoBox's {eval_split} file served as the validation set"
+        if eval_split
+        else "the test file also served as the evaluation set, without a separate validation set"
+    )
+    if shared:
+        independence = f"not speaker-independent: {shared} speakers are in both training and test"
+    elif unknown:
+        independence = f"speaker independence unchecked: EmoBox gives no speaker for {unknown} utterances"
+    else:
+        independence = "speaker-independent, no speaker is in both training and test"
+    return f"{held_out}; {selection}; {independence}"
 
 
 __all__ = [
@@ -167,6 +190,7 @@ __all__ = [
     "available_folds",
     "check_speaker_leakage",
     "count_unknown_speakers",
+    "emobox_protocol_sentence",
     "fold_scheme",
     "protocol_sentence",
     "split_by_fold",

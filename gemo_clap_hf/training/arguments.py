@@ -97,8 +97,39 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
-    """Which corpus, which held-out fold, and how training clips are cut."""
+class ClipArguments:
+    """How training and evaluation sets are cut and clips cropped: shared by the single-corpus and the cross-corpus
+    scripts."""
+
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on a random subset of this many utterances (quick runs)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate on a random subset of this many utterances (quick runs)."}
+    )
+    max_duration_s: float | None = field(
+        default=20.0,
+        metadata={
+            "help": "Randomly crop longer training clips to this many seconds (a new window each epoch); "
+            "evaluation always sees whole clips."
+        },
+    )
+    skip_bad_files: bool = field(
+        default=False,
+        metadata={"help": "Skip missing or unreadable audio files (with a count in the log) instead of failing."},
+    )
+    group_by_length: bool = field(
+        default=True,
+        metadata={
+            "help": "Batch clips of similar length (less padding) by setting --train_sampling_strategy "
+            "group_by_length when it was left at 'random'; --no_group_by_length keeps random order."
+        },
+    )
+
+
+@dataclass
+class DataArguments(ClipArguments):
+    """Which corpus, which held-out fold (and, from `ClipArguments`, how training clips are cut)."""
 
     dataset: Literal[CORPORA] = field(
         default="iemocap",
@@ -109,7 +140,32 @@ class DataArguments:
     )
     data_dir: str | None = field(
         default=None,
-        metadata={"help": "The corpus folder in its public layout (for 'manifest': the CSV/JSONL file). Required."},
+        metadata={
+            "help": "The corpus folder in its public layout (for 'manifest': the CSV/JSONL file; for 'emobox': "
+            "the EmoBox repository root, holding data/<name>/ and the audio at its lines' paths). Required."
+        },
+    )
+    emobox_dataset: str | None = field(
+        default=None,
+        metadata={"help": "With --dataset emobox: the EmoBox corpus, as named under data/ (iemocap, ravdess, cremad)."},
+    )
+    fold: int | None = field(
+        default=None,
+        metadata={
+            "help": "With --dataset emobox: EmoBox's fold K (data/<name>/fold_K/), trained on its train file and "
+            "tested on its test file (its valid file, where EmoBox has one, is the evaluation set)."
+        },
+    )
+    emobox_audio_root: str | None = field(
+        default=None,
+        metadata={"help": "With --dataset emobox: where the lines' `wav` paths start (default: --data_dir)."},
+    )
+    emobox_demographics: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --dataset emobox --emobox_dataset cremad: CREMA-D's VideoDemographics.csv, for gender "
+            "(default: downloads/cremad/VideoDemographics.csv beside the audio, when present)."
+        },
     )
     test_fold: str | None = field(
         default=None,
@@ -140,30 +196,6 @@ class DataArguments:
             "does not list are dropped. Default: the corpus' 4-class set."
         },
     )
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Train on a random subset of this many utterances (quick runs)."}
-    )
-    max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Evaluate on a random subset of this many utterances (quick runs)."}
-    )
-    max_duration_s: float | None = field(
-        default=20.0,
-        metadata={
-            "help": "Randomly crop longer training clips to this many seconds (a new window each epoch); "
-            "evaluation always sees whole clips."
-        },
-    )
-    skip_bad_files: bool = field(
-        default=False,
-        metadata={"help": "Skip missing or unreadable audio files (with a count in the log) instead of failing."},
-    )
-    group_by_length: bool = field(
-        default=True,
-        metadata={
-            "help": "Batch clips of similar length (less padding) by setting --train_sampling_strategy "
-            "group_by_length when it was left at 'random'; --no_group_by_length keeps random order."
-        },
-    )
 
 
 @dataclass
@@ -192,16 +224,18 @@ class GEmoClapTrainingArguments(TrainingArguments):
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, GEmoClapTrainingArguments)
 
 
-def build_parser() -> HfArgumentParser:
-    return HfArgumentParser(ARGUMENT_CLASSES)
+def build_parser(classes: tuple = ARGUMENT_CLASSES) -> HfArgumentParser:
+    return HfArgumentParser(classes)
 
 
 def parse_arguments(
-    argv: Sequence[str] | None = None,
+    argv: Sequence[str] | None = None, classes: tuple = ARGUMENT_CLASSES
 ) -> tuple[ModelArguments, DataArguments, GEmoClapTrainingArguments]:
-    """Flags, or a single `.json` path holding the same keys (the transformers example-script convention)."""
+    """Flags, or a single `.json` path holding the same keys (the transformers example-script convention).
+
+    `classes` are the argument dataclasses (the cross-corpus script has its own data arguments)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(classes)
     if len(argv) == 1 and argv[0].endswith(".json"):
         path = Path(argv[0]).expanduser().resolve()
         if not path.is_file():
@@ -216,6 +250,7 @@ def parse_arguments(
 
 __all__ = [
     "ARGUMENT_CLASSES",
+    "ClipArguments",
     "CORPORA",
     "DataArguments",
     "GEmoClapTrainingArguments",

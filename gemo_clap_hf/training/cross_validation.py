@@ -4,9 +4,10 @@ Folds follow the evaluation protocol (`data/protocol.py`): the sessions for IEMO
 (leave-one-session-out, the paper's protocol); a manifest's own `fold` column when it has one; otherwise
 speaker-grouped k-fold (`--num_folds`, default 5), so that no speaker is ever in both training and test. Each fold
 trains in `output_dir/fold_<k>/` (model, card, confusion matrix); `output_dir/cv_results.md` and `cv_results.json`
-hold the table. A fold whose folder already has `all_results.json`
-is read instead of re-trained, so an interrupted cross-validation restarted with the same command only runs the
-missing folds (`--overwrite_output_dir` re-runs them all).
+hold the table, and `emobox_results.md`/`.json` the same folds under EmoBox's metric names (`emobox_report.py`). On
+`--dataset emobox` the folds are EmoBox's own (`data/<name>/fold_<K>/`), each trained and tested as published.
+A fold whose folder already has `all_results.json` is read instead of re-trained, so an interrupted cross-validation
+restarted with the same command only runs the missing folds (`--overwrite_output_dir` re-runs them all).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 
 from ..data.protocol import available_folds, fold_scheme, uses_own_folds
 from .arguments import DataArguments, GEmoClapTrainingArguments, ModelArguments
-from .data_setup import load_training_corpus
+from .data_setup import emobox_folds, load_training_corpus
+from .emobox_report import emobox_summary, write_emobox_results
 from .errors import TrainingInputError
 from .outputs import held_out_prefix
 from .run import run_training, setup_logging
@@ -47,7 +49,13 @@ def _check_arguments(data_args: DataArguments, training_args: GEmoClapTrainingAr
 
 
 def cross_validation_folds(data_args: DataArguments) -> tuple[DataArguments, list[str]]:
-    """(data arguments every fold shares, the folds to hold out in turn)."""
+    """(data arguments every fold shares, the folds to hold out in turn); for EmoBox, its fold numbers."""
+    if data_args.dataset == "emobox":
+        if data_args.fold is not None:
+            raise TrainingInputError("cross-validation runs every EmoBox fold in turn: drop --fold.")
+        folds = [str(fold) for fold in emobox_folds(data_args)]
+        logger.info(f"cross-validation on EmoBox {data_args.emobox_dataset}: EmoBox's folds {folds}.")
+        return data_args, folds
     if not data_args.num_folds and not uses_own_folds(data_args.dataset):
         data_args = replace(data_args, num_folds=DEFAULT_NUM_FOLDS)
     folds = available_folds(load_training_corpus(data_args))
@@ -65,6 +73,8 @@ def _fold_arguments(data_args, training_args, fold: str):
     """Per-fold copies: the fold held out, and its own subfolder of output_dir."""
     fold_training_args = copy.copy(training_args)
     fold_training_args.output_dir = str(Path(training_args.output_dir) / f"fold_{fold}")
+    if data_args.dataset == "emobox":
+        return replace(data_args, fold=int(fold)), fold_training_args
     return replace(data_args, test_fold=fold), fold_training_args
 
 
@@ -146,8 +156,11 @@ def run_cross_validation(
         logger.info(f"===== fold {fold} of {folds} =====")
         fold_results[fold] = finished or run_training(model_args, fold_data_args, fold_training_args)
     summary = summarize_folds(fold_results, shared_data_args, model_args.loss_type)
+    corpus = shared_data_args.emobox_dataset or shared_data_args.dataset
+    emobox = emobox_summary(fold_results, corpus, held_out_prefix)
     if training_args.process_index == 0:
         print(write_summary(training_args.output_dir, summary))
+        print(write_emobox_results(training_args.output_dir, emobox))
     return summary
 
 

@@ -62,8 +62,9 @@ def write_card(
     has_image: bool,
 ) -> Path:
     """README.md model card: the variant, data, protocol and held-out metrics of this run."""
-    corpus = corpus_spec(data_args.dataset)
-    dataset_name = corpus.title
+    dataset_type = data.card_type or data_args.dataset
+    corpus = corpus_spec(dataset_type)
+    dataset_name = data.card_name or corpus.title
     prefix = held_out_prefix(metrics)
     held_out = {key: value for key, value in metrics.items() if key.startswith(f"{prefix}_")}
     extra = {
@@ -77,8 +78,8 @@ def write_card(
         summarize_config(model.config),
         held_out,
         dataset_name=dataset_name,
-        dataset_type=data_args.dataset,
-        split=f"fold {data_args.test_fold}",
+        dataset_type=dataset_type,
+        split=data.card_split or f"fold {data_args.test_fold}",
         protocol=data.protocol,
         base_models=[model_args.audio_encoder, model_args.text_encoder],
         extra=extra,

@@ -21,7 +21,7 @@ from ..data.batching import GEmoClapDataCollator
 from ..trainer import GEmoClapTrainer
 from .arguments import DataArguments, GEmoClapTrainingArguments, ModelArguments
 from .checkpoints import resolve_checkpoint
-from .data_setup import PreparedData, prepare_data
+from .data_setup import PreparedData, prepare_data, require_gender
 from .model_setup import build_model, build_processor
 from .outputs import held_out_prefix, push_final_model, write_card, write_confusion_matrix
 
@@ -75,7 +75,7 @@ def warn_if_cpu_launch_started_one_process(training_args) -> None:
         )
 
 
-def _run_arguments(training_args: GEmoClapTrainingArguments, data_args: DataArguments):
+def trainer_arguments(training_args: GEmoClapTrainingArguments, data_args: DataArguments):
     """(copy of the training arguments for the Trainer, push requested, Hub token).
 
     The copy has the Hub settings taken out (the final model is pushed once, explicitly, so the token never reaches
@@ -149,7 +149,8 @@ def write_reports(
         return
     output_dir = trainer.args.output_dir
     prefix = held_out_prefix(metrics)
-    title = f"{data_args.dataset}, fold {data_args.test_fold}: UAR {100 * metrics[f'{prefix}_uar']:.1f}%"
+    where = f"{data.card_name or data_args.dataset}, {data.card_split or f'fold {data_args.test_fold}'}"
+    title = f"{where}: UAR {100 * metrics[f'{prefix}_uar']:.1f}%"
     image = write_confusion_matrix(output_dir, confusion, data.labels, title)
     write_card(
         output_dir, trainer.model, metrics, model_args, data_args, data, hub_model_id, has_image=image is not None
@@ -169,20 +170,44 @@ def run_training(
     `callbacks` are extra `TrainerCallback`s (progress reporting, early stopping).
     """
     setup_logging(training_args)
-    run_args, push, token = _run_arguments(training_args, data_args)
+    run_args, push, token = trainer_arguments(training_args, data_args)
     checkpoint = resolve_checkpoint(run_args)
     set_seed(run_args.seed)
     data = prepare_data(data_args, seed=run_args.seed)
-    processor = build_processor(model_args)
-    model = build_model(model_args, data.labels, tokenizer=processor.tokenizer)
-    trainer = build_trainer(model, processor, data, run_args, data_args, callbacks)
-    train_metrics = train_and_save(trainer, checkpoint, len(data.train))
-    eval_metrics, confusion = evaluate_held_out(trainer, data)
-    metrics = {**train_metrics, **eval_metrics}
+    trainer, metrics, confusion = fit_and_evaluate(model_args, data_args, run_args, data, checkpoint, callbacks)
     write_reports(trainer, metrics, confusion, data, model_args, data_args, run_args.hub_model_id)
     if push:
         push_final_model(trainer, token)
     return {**metrics, "confusion_matrix": confusion, "labels": list(data.labels)}
 
 
-__all__ = ["build_trainer", "evaluate_held_out", "run_training", "setup_logging", "train_and_save", "write_reports"]
+def fit_and_evaluate(
+    model_args: ModelArguments,
+    data_args,
+    run_args,
+    data: PreparedData,
+    checkpoint: str | None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> tuple[GEmoClapTrainer, dict, list | None]:
+    """Build the model for `data.labels`, train and save it, evaluate the held-out sets: (trainer, metrics, confusion).
+
+    Shared by `run_training` and the cross-corpus run; `data_args` is any `ClipArguments` (crop length, batching).
+    """
+    require_gender(data, model_args.loss_type, data.card_name or data_args.dataset)
+    processor = build_processor(model_args)
+    model = build_model(model_args, data.labels, tokenizer=processor.tokenizer)
+    trainer = build_trainer(model, processor, data, run_args, data_args, callbacks)
+    train_metrics = train_and_save(trainer, checkpoint, len(data.train))
+    eval_metrics, confusion = evaluate_held_out(trainer, data)
+    return trainer, {**train_metrics, **eval_metrics}, confusion
+
+
+__all__ = [
+    "build_trainer",
+    "evaluate_held_out",
+    "fit_and_evaluate",
+    "run_training",
+    "setup_logging",
+    "train_and_save",
+    "write_reports",
+]

@@ -15,12 +15,16 @@ class ReadResult:
     """A reader's utterances (labels as corpus label names) and where it looked.
 
     The default label set is the corpus' registry entry (`CORPORA[name].label_map`); `label_map_changes` are the
-    entries a reader option changes in it (RAVDESS `calm="drop"`: calm -> None).
+    entries a reader option changes in it (RAVDESS `calm="drop"`: calm -> None). A corpus whose label set comes with
+    its data (EmoBox's label_map.json) gives it as `label_map` instead. `keep_unknown_gender` keeps utterances
+    whose gender the corpus does not give (gender ""), for corpora that have none at all: Emo-CLAP needs no gender.
     """
 
     utterances: list[Utterance]
     source: str
     label_map_changes: Mapping[str, str | None] = field(default_factory=dict)
+    label_map: Mapping[str, str | None] | None = None
+    keep_unknown_gender: bool = False
 
 
 def require_dir(data_dir: str | os.PathLike, corpus: str, layout: str) -> Path:

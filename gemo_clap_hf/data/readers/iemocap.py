@@ -60,9 +60,12 @@ def parse_label_file(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def _utterance(uid: str, code: str, session: int, wav_dir: Path) -> Utterance:
-    # The speaker is the letter opening the id's last part (`_F000`, `_M012`); `Ses01F` names the session's
-    # recording, not the speaker of each turn.
+def speaker_of(uid: str, session: int) -> tuple[str, str]:
+    """(gender, speaker) of an utterance id such as 'Ses01F_impro01_M003' (also used for EmoBox's IEMOCAP lines).
+
+    The speaker is the letter opening the id's last part (`_F000`, `_M012`); `Ses01F` names the session's
+    recording, not the speaker of each turn.
+    """
     letter = uid.rsplit("_", 1)[-1][:1]
     gender = normalise_gender(letter)
     if gender is None:
@@ -70,13 +73,18 @@ def _utterance(uid: str, code: str, session: int, wav_dir: Path) -> Utterance:
             f"iemocap: cannot read the speaker gender from utterance id {uid!r} (expected its last "
             "part to start with F or M, as in 'Ses01F_impro01_F000'); fix or remove that label line."
         )
+    return gender, f"Ses{session:02d}_{letter.upper()}"
+
+
+def _utterance(uid: str, code: str, session: int, wav_dir: Path) -> Utterance:
+    gender, speaker = speaker_of(uid, session)
     return Utterance(
         id=uid,
         path=wav_dir / f"{uid}.wav",
         label=CODES.get(code, code),
         code=code,
         gender=gender,
-        speaker=f"Ses{session:02d}_{letter.upper()}",
+        speaker=speaker,
         fold=str(session),
     )
 

@@ -45,8 +45,8 @@ def _actor_dirs(data_dir: Path) -> list[Path]:
     raise layout_error(data_dir, "ravdess", LAYOUT, "found no Actor_NN folders")
 
 
-def _parse(path: Path) -> tuple[Utterance | None, str]:
-    """The utterance named by `path`, or None and why it was skipped."""
+def parse_file_name(path: Path) -> tuple[Utterance | None, str]:
+    """The utterance named by `path`, or None and why it was skipped (also used for EmoBox's RAVDESS lines)."""
     match = _NAME.match(path.stem)
     if not match:
         return None, "unrecognised file name"
@@ -72,7 +72,7 @@ def read_ravdess(data_dir: str | os.PathLike, calm: str = "neutral") -> ReadResu
     utterances, skipped = [], Counter()
     for actor_dir in _actor_dirs(root):
         for path in wav_files(actor_dir):
-            utterance, why = _parse(path)
+            utterance, why = parse_file_name(path)
             if utterance is None:
                 skipped[why] += 1
             else:
