@@ -178,10 +178,12 @@ class GEmoClapTrainer(Trainer):
         """Loss on the batch, and logits = s_a · similarity of each clip to every emotion prompt (N × labels)."""
         inputs = self._prepare_inputs(inputs)
         has_labels = "emotion_labels" in inputs
+        # SL/ML losses need genders; a test corpus without them (cross-corpus) is scored without a loss.
+        with_loss = has_labels and (unwrap_model(model).config.loss_type == "emo" or "gender_labels" in inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             # No `input_ids`: the model scores the clips against its cached emotion-prompt table.
-            outputs = model(**inputs, return_loss=has_labels)
-        loss = outputs.loss.detach() if has_labels else None
+            outputs = model(**inputs, return_loss=with_loss)
+        loss = outputs.loss.detach() if with_loss else None
         if prediction_loss_only:
             return loss, None, None
         labels = None

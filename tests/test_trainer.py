@@ -161,3 +161,26 @@ def test_a_single_process_seeing_several_gpus_is_refused(corpus, processor, tmp_
     monkeypatch.setattr(args, "_n_gpu", 4)
     with pytest.raises(RuntimeError, match=r"sees 4 GPUs.*nn\.DataParallel.*`accelerate launch --multi_gpu"):
         GEmoClapTrainer(model=_model(), args=args, train_dataset=corpus, processing_class=processor)
+
+
+@pytest.mark.parametrize("loss_type", ["sl", "ml"])
+def test_a_test_corpus_without_genders_is_scored_by_an_sl_or_ml_model(corpus, processor, tmp_path, loss_type):
+    """Cross-corpus: an SL/ML model evaluated on a corpus with no gender labels gets emotion metrics (no loss, no
+    per-gender UAR) equal to the same evaluation with genders; training on such rows stays an error."""
+    model = _model(loss_type=loss_type)
+    _, test = split_by_fold(corpus, "2")
+    genderless = test.map(lambda row: {"gender": ""})
+    trainer = GEmoClapTrainer(
+        model=model,
+        args=_args(tmp_path),
+        data_collator=GEmoClapDataCollator(processor, model.config),
+        processing_class=processor,
+    )
+    with_genders = trainer.evaluate(test)
+    without = trainer.evaluate(genderless)
+    assert "eval_loss" in with_genders and "eval_uar_female" in with_genders
+    assert "eval_loss" not in without and not [key for key in without if key.startswith("eval_uar_")]
+    for key in ("eval_uar", "eval_war", "eval_macro_f1"):
+        assert without[key] == pytest.approx(with_genders[key]), key
+    with pytest.raises(ValueError, match="needs a `gender` for every row"):
+        GEmoClapDataCollator(processor, model.config)([genderless[0], genderless[1]])

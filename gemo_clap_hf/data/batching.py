@@ -62,6 +62,9 @@ class GEmoClapDataCollator:
             Used only for training: evaluation uses `for_evaluation()`, which never crops.
         seed: seed of the crop positions.
         epoch: the training epoch, kept up to date by `EpochCallback`.
+        gender_required: SL/ML training needs every row's gender, so a row without one is an error. Evaluation
+            (`for_evaluation()`) only scores emotions: a corpus without gender labels (a cross-corpus test set)
+            gives batches without `gender_labels`, evaluated without a loss and without per-gender UAR.
 
     A crop's position is a hash of (seed, epoch, clip), not a draw from a stateful generator, so a run resumed from a
     checkpoint crops exactly as the uninterrupted run did (the Trainer neither saves a collator's state nor
@@ -73,6 +76,7 @@ class GEmoClapDataCollator:
     max_duration_s: float | None = None
     seed: int = 0
     epoch: int = 0
+    gender_required: bool = True
 
     def __post_init__(self):
         # DataLoader workers hold copies of the collator; with persistent workers those copies live for the whole
@@ -84,8 +88,8 @@ class GEmoClapDataCollator:
         self._shared_epoch.fill_(self.epoch)
 
     def for_evaluation(self) -> GEmoClapDataCollator:
-        """The same collator without random cropping (evaluation sees whole clips)."""
-        return dataclasses.replace(self, max_duration_s=None)
+        """The same collator without random cropping (evaluation sees whole clips), and genders optional."""
+        return dataclasses.replace(self, max_duration_s=None, gender_required=False)
 
     @property
     def feature_extractor(self):
@@ -162,7 +166,7 @@ class GEmoClapDataCollator:
         has_gender = ["gender" in row and row["gender"] != "" for row in rows]  # "": the corpus gives no gender
         if all(has_gender):
             batch["gender_labels"] = self._labels(rows, "gender", config.gender_labels)
-        elif config.loss_type in ("sl", "ml"):
+        elif config.loss_type in ("sl", "ml") and self.gender_required:
             missing = _row_name(rows[has_gender.index(False)], has_gender.index(False))
             raise ValueError(
                 f"loss_type={config.loss_type!r} needs a `gender` for every row; {missing} has none (the corpus "
