@@ -39,6 +39,12 @@ class GEmoClapOutput(ModelOutput):
         emotion_loss: `()` the emotion contrastive term (Emo-CLAP: the loss; ML: L_emo; SL: None, its one target
             mixes emotion and gender).
         gender_loss: `()` ML-GEmo-CLAP's gender contrastive term L_g; None for the other variants.
+        audio_model_output: what `get_audio_features` returned: the audio tower's `last_hidden_state`, and its
+            `hidden_states`/`attentions` on request, with `pooler_output` = `audio_embeds` (see there for windowed
+            clips).
+        text_model_output: what `get_text_features` returned for the texts of `text_embeds`: always for given
+            `input_ids`; for the label prompts only when hidden states or attentions were asked for (the prompt
+            table is then encoded in this call instead of read from the cache).
     """
 
     loss: torch.FloatTensor | None = None
@@ -48,6 +54,12 @@ class GEmoClapOutput(ModelOutput):
     text_embeds: torch.FloatTensor | None = None
     emotion_loss: torch.FloatTensor | None = None
     gender_loss: torch.FloatTensor | None = None
+    audio_model_output: BaseModelOutputWithPooling | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple:
+        """Nested tower outputs become tuples too (as `ClapOutput` does), so `return_dict=False` holds no dicts."""
+        return tuple(value.to_tuple() if isinstance(value, ModelOutput) else value for value in self.values())
 
 
 class GEmoClapProjection(nn.Module):
@@ -90,6 +102,23 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
     logit_scale_parameter_names = ("logit_scale_audio", "logit_scale_text")
     _supports_sdpa = True
     _supports_flash_attn = True
+    # Parameters that this class's own training step never uses: kept out of the trainable set (see
+    # `_freeze_unused_parameters`).
+    _unused_parameters: tuple[str, ...] = ()
+
+    if not hasattr(PreTrainedModel, "activation_checkpointing_enable"):  # transformers < 5.24: only the old names
+
+        def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, **kwargs):
+            """transformers 5.24's name for `gradient_checkpointing_enable`, so callers need only one name."""
+            self.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs, **kwargs)
+
+        def activation_checkpointing_disable(self):
+            """transformers 5.24's name for `gradient_checkpointing_disable`."""
+            self.gradient_checkpointing_disable()
+
+        @property
+        def is_activation_checkpointing(self) -> bool:
+            return self.is_gradient_checkpointing
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -110,8 +139,30 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
                 _safetensors_only_message(pretrained_model_name_or_path, kwargs.get("subfolder"), error)
             ) from error
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # `output_loading_info=True` gives (model, info)
+        model._freeze_unused_parameters()
         model._load_prompt_tokenizer(pretrained_model_name_or_path, kwargs)
         return loaded
+
+    def _freeze_unused_parameters(self) -> None:
+        """`requires_grad=False` on `_unused_parameters`, so DDP without `find_unused_parameters` (the Trainer's
+        choice under gradient checkpointing) never waits for their gradient and no optimizer changes them.
+
+        Called by `__init__` and again after `from_pretrained`, whose loader re-creates every loaded parameter as
+        trainable. They stay in the state dict: the checkpoint still serves the other model class.
+        """
+        for name in self._unused_parameters:
+            self.get_parameter(name).requires_grad_(False)
+
+    def _output_flags(self, tower_config, output_hidden_states, output_attentions) -> dict:
+        """The `output_hidden_states`/`output_attentions` keywords for a tower call: the argument when given, else
+        the model's config or the tower's own sub-config when either asks for them (transformers' ModelTesterMixin
+        sets both), else False."""
+        flags = {}
+        for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions)):
+            flags[name] = (
+                value if value is not None else (getattr(self.config, name) or getattr(tower_config, name) or False)
+            )
+        return flags
 
     def _load_prompt_tokenizer(self, name_or_path, kwargs) -> None:
         from transformers import AutoTokenizer
@@ -388,9 +439,15 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
 
         Returns a `BaseModelOutputWithPooling` whose `pooler_output` is the `(clips, projection_dim)` L2-normalised
         embedding (masked mean of the tower's last hidden state, projected); `last_hidden_state`, `hidden_states`
-        and `attentions` are the tower's, for unwindowed input. With `clip_index` (rows are windows of long clips,
-        as `GEmoClapFeatureExtractor` returns them) the windows are encoded `window_batch_size` at a time and
-        averaged into one embedding per clip (`average_windows`); the tower's outputs are then left out.
+        (num_hidden_layers + 1 tensors) and `attentions` are the tower's. `output_hidden_states`/`output_attentions`
+        default to the config (the model's, or the audio sub-config's); attentions need eager attention.
+
+        With `clip_index` (rows are windows of long clips, as `GEmoClapFeatureExtractor` returns them) the windows
+        are encoded `window_batch_size` at a time and averaged into one embedding per clip (`average_windows`), so
+        `pooler_output` has one row per clip while the tower's outputs have one row per *window*, in input order,
+        zero-padded past each chunk's longest window to the frames of the full input length. `last_hidden_state`
+        is then returned only with hidden states or attentions (all windows' states would otherwise be kept for
+        nothing: the memory bound is the point of the chunks).
         """
         if input_values.ndim != 2:
             raise ValueError(f"`input_values` must be (batch, samples), got shape {tuple(input_values.shape)}.")
@@ -401,20 +458,13 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
                 f"({receptive_field}); pad clips with GEmoClapFeatureExtractor (it pads short clips) or pass longer "
                 "audio."
             )
+        flags = self._output_flags(self.config.audio_config, output_hidden_states, output_attentions)
         if clip_index is None:
-            return self._embed_rows(input_values, audio_attention_mask, output_hidden_states, output_attentions)
-        return BaseModelOutputWithPooling(
-            pooler_output=self._embed_windows(input_values, audio_attention_mask, clip_index)
-        )
+            return self._embed_rows(input_values, audio_attention_mask, flags)
+        return self._embed_windows(input_values, audio_attention_mask, clip_index, flags)
 
-    def _embed_rows(self, input_values, audio_attention_mask, output_hidden_states=None, output_attentions=None):
-        tower = self.audio_model(
-            input_values,
-            attention_mask=audio_attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+    def _embed_rows(self, input_values, audio_attention_mask, flags: dict) -> BaseModelOutputWithPooling:
+        tower = self.audio_model(input_values, attention_mask=audio_attention_mask, **flags, return_dict=True)
         hidden = tower.last_hidden_state
         if audio_attention_mask is None:
             pooled = hidden.mean(dim=1)
@@ -429,8 +479,12 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         )
 
     def _embed_windows(
-        self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None, clip_index: torch.Tensor
-    ) -> torch.Tensor:
+        self,
+        input_values: torch.Tensor,
+        audio_attention_mask: torch.Tensor | None,
+        clip_index: torch.Tensor,
+        flags: dict,
+    ) -> BaseModelOutputWithPooling:
         """Encode windows in chunks (memory bounded by `window_batch_size`), then average them per clip."""
         step = max(1, int(self.window_batch_size))
         chunks = []
@@ -440,13 +494,22 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             if mask is not None:  # drop the padding the whole batch shares but this chunk does not need
                 length = max(int(mask.sum(-1).max()), self.config.receptive_field)
                 values, mask = values[:, :length], mask[:, :length]
-            chunks.append(self._embed_rows(values, mask).pooler_output)
+            chunks.append(self._embed_rows(values, mask, flags))
         lengths = (
             audio_attention_mask.sum(-1)
             if audio_attention_mask is not None
             else torch.full((input_values.shape[0],), input_values.shape[1], device=input_values.device)
         )
-        return average_windows(torch.cat(chunks), clip_index, lengths)
+        embeds = average_windows(torch.cat([chunk.pooler_output for chunk in chunks]), clip_index, lengths)
+        if not any(flags.values()):
+            return BaseModelOutputWithPooling(pooler_output=embeds)
+        frames = int(self.audio_model._get_feat_extract_output_lengths(input_values.shape[1]))
+        return BaseModelOutputWithPooling(
+            last_hidden_state=_stack_window_rows([(chunk.last_hidden_state,) for chunk in chunks], frames, (1,))[0],
+            pooler_output=embeds,
+            hidden_states=_stack_window_rows([chunk.hidden_states for chunk in chunks], frames, (1,)),
+            attentions=_stack_window_rows([chunk.attentions for chunk in chunks], frames, (2, 3)),
+        )
 
     @can_return_tuple
     def get_text_features(
@@ -458,16 +521,11 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         output_attentions: bool | None = None,
     ) -> BaseModelOutputWithPooling:
         """Text embeddings, as transformers 5's `ClapModel.get_text_features`: `pooler_output` is the
-        `(texts, projection_dim)` L2-normalised projection of the first token's last hidden state."""
+        `(texts, projection_dim)` L2-normalised projection of the first token's last hidden state; the tower's
+        `hidden_states`/`attentions` on request (default: the model's config, or the text sub-config's)."""
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        tower = self.text_model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-            **extra,
-        )
+        flags = self._output_flags(self.config.text_config, output_hidden_states, output_attentions)
+        tower = self.text_model(input_ids=input_ids, attention_mask=attention_mask, **flags, return_dict=True, **extra)
         embeds = nn.functional.normalize(self.text_projection(tower.last_hidden_state[:, 0]), dim=-1)
         return BaseModelOutputWithPooling(
             last_hidden_state=tower.last_hidden_state,
@@ -490,6 +548,8 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         gender_labels: torch.Tensor | None = None,
         return_loss: bool | None = None,
         clip_index: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> GEmoClapOutput:
         """Embed audio and texts; with `emotion_labels` (and gender labels for SL/ML) also compute the loss.
 
@@ -497,18 +557,22 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         `(N, num_emotions)` in `config.id2label` order; with `input_ids` (any texts, e.g. zero-shot candidates) it
         is `(N, T)`. The loss always uses the label tables indexed by the label ids (see `GEmoClapLoss`).
         `attention_mask` is the text mask; the audio mask is always `audio_attention_mask`. `clip_index` (from the
-        feature extractor, for clips split into windows) gives one audio embedding per clip. `return_dict=False`
-        gives a tuple in the field order of `GEmoClapOutput`, without the None fields.
+        feature extractor, for clips split into windows) gives one audio embedding per clip.
+        `output_hidden_states`/`output_attentions` (default: the config's) fill the towers' outputs,
+        `audio_model_output` and `text_model_output`. `return_dict=False` gives a tuple in the field order of
+        `GEmoClapOutput`, without the None fields, the towers' outputs as tuples.
         """
-        audio_embeds = self.get_audio_features(
-            input_values, audio_attention_mask, clip_index, return_dict=True
-        ).pooler_output
-        if input_ids is None:
-            text_embeds = self.label_embeddings("emotion")
-        else:
-            text_embeds = self.get_text_features(
-                input_ids, attention_mask, token_type_ids, return_dict=True
-            ).pooler_output
+        flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
+        audio_output = self.get_audio_features(
+            input_values, audio_attention_mask, clip_index, **flags, return_dict=True
+        )
+        audio_embeds = audio_output.pooler_output
+        text_output = None
+        if input_ids is not None:
+            text_output = self.get_text_features(input_ids, attention_mask, token_type_ids, **flags, return_dict=True)
+        elif any(self._output_flags(self.config.text_config, **flags).values()):  # the prompts' tower outputs
+            text_output = self.get_text_features(*self._prompt_inputs("emotion"), **flags, return_dict=True)
+        text_embeds = self.label_embeddings("emotion") if text_output is None else text_output.pooler_output
         scale_audio, scale_text = self.logit_scales
         logits_per_audio = scale_audio * audio_embeds @ text_embeds.t().to(audio_embeds.dtype)
         logits_per_text = scale_text * text_embeds.to(audio_embeds.dtype) @ audio_embeds.t()
@@ -532,7 +596,25 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             text_embeds=text_embeds,
             emotion_loss=None if losses is None else losses.emotion_loss,
             gender_loss=None if losses is None else losses.gender_loss,
+            audio_model_output=audio_output,
+            text_model_output=text_output,
         )
+
+
+def _pad_frames(tensor: torch.Tensor, frames: int, dims: tuple[int, ...]) -> torch.Tensor:
+    """Zero-pad `tensor` at the end of each of `dims` to `frames`."""
+    pad = [0] * (2 * tensor.ndim)  # nn.functional.pad lists the last dimension first
+    for dim in dims:
+        pad[2 * (tensor.ndim - 1 - dim) + 1] = frames - tensor.shape[dim]
+    return nn.functional.pad(tensor, pad)
+
+
+def _stack_window_rows(per_chunk: list, frames: int, frame_dims: tuple[int, ...]) -> tuple | None:
+    """Per-layer tensors of all window rows: each chunk's (cut to its longest window) zero-padded to `frames` along
+    `frame_dims`, then concatenated in row order; None when the tower did not return them."""
+    if per_chunk[0] is None:
+        return None
+    return tuple(torch.cat([_pad_frames(t, frames, frame_dims) for t in layer]) for layer in zip(*per_chunk))
 
 
 def _is_tracing() -> bool:
@@ -546,15 +628,20 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
 
     The label-prompt embeddings come from the dual encoder's table (`GEmoClapModel.label_embeddings`), cached in
     evaluation mode and dropped at every `train()`/`eval()` call, so they never go stale whatever changed the weights.
-    The text temperature is not used by classification and is frozen here, so that every trainable parameter gets
-    a gradient (DDP without `find_unused_parameters`).
+    Classification trains the audio tower, both projections, the audio temperature and (through the label-prompt
+    embeddings, recomputed at every training step) the text tower. The text temperature scales only text→audio
+    logits, which classification never computes: it is frozen (`_unused_parameters`), so that every trainable
+    parameter gets a gradient (DDP without `find_unused_parameters`) and the saved checkpoint keeps the dual
+    encoder's trained value for `GEmoClapModel`.
     """
+
+    _unused_parameters = ("gemo_clap.logit_scale_text",)
 
     def __init__(self, config: GEmoClapConfig):
         super().__init__(config)
         self.gemo_clap = GEmoClapModel(config)
-        self.gemo_clap.logit_scale_text.requires_grad_(False)
         self.post_init()
+        self._freeze_unused_parameters()
 
     def freeze_feature_encoder(self) -> None:
         self.gemo_clap.freeze_feature_encoder()
@@ -592,24 +679,35 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
         labels: torch.Tensor | None = None,
         clip_index: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> SequenceClassifierOutput:
         """Logits `(clips, num_labels)` = s_a · similarity to each emotion prompt, in `config.id2label` order;
         cross-entropy with `labels`.
 
         An audio-only model: `attention_mask` is accepted as the audio mask (the name
         `Wav2Vec2ForSequenceClassification` uses), as is `audio_attention_mask`. With `clip_index` (clips split into
-        windows by the feature extractor) there is one row of logits per clip.
+        windows by the feature extractor) there is one row of logits per clip. `hidden_states`/`attentions` are the
+        audio tower's (as `Wav2Vec2ForSequenceClassification` returns them), on request or when the config asks;
+        per window row for windowed clips (see `GEmoClapModel.get_audio_features`).
         """
         audio_attention_mask = _one_audio_mask(audio_attention_mask, attention_mask)
-        audio_embeds = self.gemo_clap.get_audio_features(
-            input_values, audio_attention_mask, clip_index, return_dict=True
-        ).pooler_output
-        logits = self.label_logits(audio_embeds, "emotion")
+        audio_output = self.gemo_clap.get_audio_features(
+            input_values,
+            audio_attention_mask,
+            clip_index,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        logits = self.label_logits(audio_output.pooler_output, "emotion")
         loss = None
         if labels is not None:
             _assert_label_range("labels", labels, len(self.config.emotion_labels))
             loss = nn.functional.cross_entropy(logits.float(), labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=audio_output.hidden_states, attentions=audio_output.attentions
+        )
 
 
 def _one_audio_mask(audio_attention_mask: torch.Tensor | None, attention_mask: torch.Tensor | None):

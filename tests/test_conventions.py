@@ -1,17 +1,21 @@
 """What transformers' common model tests expect of every model, checked on GEmo-CLAP's two classes.
 
 Loading keywords, `return_dict`, unknown arguments, the audio-mask name users know, one label set, the
-transformers 5 feature-method contract, gradients for every trainable parameter, `torch.export`, a label cache
-that never goes stale, and temperatures that cannot stick at their cap.
+transformers 5 feature-method contract, the towers' hidden states and attentions (as arguments and from the config),
+eager and SDPA attention agreeing, gradients for every trainable parameter (also under DDP with gradient
+checkpointing, 2 processes), `torch.export`, a label cache that never goes stale, and temperatures that cannot stick
+at their cap. docs/architecture.md lists which transformers conventions hold and which differ on purpose.
 """
 
+import json
 import math
 
 import pytest
 import torch
-from tiny_models import random_clip, tiny_config, tiny_processor
+from classifier_ddp_check import launch as launch_classifier_ddp
+from tiny_models import random_clip, save_tiny_checkpoint, tiny_config, tiny_processor
 from transformers import AutoModelForAudioClassification, AutoProcessor
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutput
 
 from gemo_clap_hf import GEmoClapConfig, GEmoClapForAudioClassification, GEmoClapModel
 
@@ -24,6 +28,20 @@ def processor(tiny_checkpoint):
 @pytest.fixture(scope="module")
 def audio(processor):
     return processor(audio=[random_clip(1.0), random_clip(0.4, seed=5)], sampling_rate=16000, return_tensors="pt")
+
+
+@pytest.fixture(scope="module")
+def deep_checkpoint(tmp_path_factory):
+    """A 3-layer audio tower beside a 2-layer text tower: a count taken from the wrong tower shows."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("deep") / "model", audio_overrides={"num_hidden_layers": 3})
+
+
+@pytest.fixture(scope="module")
+def texts(processor):
+    """Texts of different token counts: a padded text batch."""
+    return processor.tokenizer(
+        ["happy", "a person speaking in a sad voice", "angry"], padding=True, return_tensors="pt"
+    )
 
 
 def fresh_logits(classifier, audio):
@@ -56,8 +74,14 @@ def test_return_dict_false_gives_tuples_in_the_documented_order(tiny_checkpoint,
     labels = {"emotion_labels": torch.tensor([1, 2]), "gender_labels": torch.tensor([0, 1])}
     with torch.no_grad():
         out = dual(**audio, **labels)
-        loss, logits_per_audio, logits_per_text, audio_embeds, text_embeds = dual(**audio, **labels, return_dict=False)
+        loss, logits_per_audio, logits_per_text, audio_embeds, text_embeds, audio_tower = dual(
+            **audio, **labels, return_dict=False
+        )
         (logits,) = classifier(**audio, return_dict=False)
+    last_hidden_state, pooled = audio_tower  # the audio tower's output, as a tuple too (no hidden states asked)
+    assert torch.equal(last_hidden_state, out.audio_model_output.last_hidden_state) and torch.equal(
+        pooled, audio_embeds
+    )
     assert torch.equal(loss, out.loss) and torch.equal(logits_per_audio, out.logits_per_audio)
     assert torch.equal(audio_embeds, out.audio_embeds) and torch.equal(text_embeds, out.text_embeds)
     assert torch.equal(logits_per_text, out.logits_per_text) and torch.equal(logits, classifier(**audio).logits)
@@ -85,6 +109,151 @@ def test_classifier_takes_attention_mask_as_its_audio_mask(tiny_checkpoint, audi
     other[0, -10:] = 0
     with pytest.raises(ValueError, match="both given and differ"):
         classifier(values, attention_mask=other, audio_attention_mask=mask)
+
+
+# ----- hidden states and attentions (transformers' ModelTesterMixin) ---------------------------------------------
+
+
+def test_both_classes_return_the_towers_hidden_states_and_attentions(deep_checkpoint, audio, texts):
+    dual = GEmoClapModel.from_pretrained(deep_checkpoint, attn_implementation="eager").eval()  # sdpa: no attentions
+    classifier = GEmoClapForAudioClassification.from_pretrained(deep_checkpoint, attn_implementation="eager").eval()
+    audio_layers, text_layers = dual.config.audio_config.num_hidden_layers, dual.config.text_config.num_hidden_layers
+    assert (audio_layers, text_layers) == (3, 2)
+    asked = {"output_hidden_states": True, "output_attentions": True}
+    with torch.no_grad():
+        tower = dual.audio_model(audio["input_values"], attention_mask=audio["audio_attention_mask"], **asked)
+        out = dual(**audio, **texts, **asked)
+        prompts_only = dual(**audio, output_hidden_states=True)
+        classified = classifier(**audio, **asked)
+        plain = dual(**audio, **texts)
+        plain_prompts = dual(**audio)
+    for result in (out.audio_model_output, classified):
+        assert len(result.hidden_states) == audio_layers + 1 and len(result.attentions) == audio_layers
+        for got, expected in zip(result.hidden_states + result.attentions, tower.hidden_states + tower.attentions):
+            torch.testing.assert_close(got, expected)
+    frames = tower.last_hidden_state.shape[1]
+    assert classified.attentions[0].shape == (2, dual.config.audio_config.num_attention_heads, frames, frames)
+    text_out = out.text_model_output
+    assert len(text_out.hidden_states) == text_layers + 1 and len(text_out.attentions) == text_layers
+    assert text_out.hidden_states[0].shape[:2] == texts["input_ids"].shape
+    torch.testing.assert_close(text_out.pooler_output, out.text_embeds)
+    # Without input_ids the texts are the emotion label prompts: their tower outputs when asked for.
+    assert prompts_only.text_model_output.hidden_states[0].shape[0] == len(dual.config.emotion_labels)
+    torch.testing.assert_close(prompts_only.text_embeds, dual.label_embeddings("emotion"))
+    assert prompts_only.text_model_output.attentions is None
+    # Not asked for: nothing extra, and the cached prompt table is used.
+    assert plain.audio_model_output.hidden_states is None and plain.text_model_output.attentions is None
+    assert plain_prompts.text_model_output is None and classifier(**audio).hidden_states is None
+
+
+@pytest.mark.parametrize("where", ["model config", "tower sub-configs"])
+def test_config_flags_are_the_default_of_every_entry_point(deep_checkpoint, audio, texts, where):
+    """As ModelTesterMixin sets them: `config.output_hidden_states = True` (and on the sub-configs), no argument."""
+    dual = GEmoClapModel.from_pretrained(deep_checkpoint, attn_implementation="eager").eval()
+    classifier = GEmoClapForAudioClassification.from_pretrained(deep_checkpoint, attn_implementation="eager").eval()
+    for config in (dual.config, classifier.config):
+        for target in [config] if where == "model config" else [config.audio_config, config.text_config]:
+            target.output_hidden_states = True
+            target.output_attentions = True
+    with torch.no_grad():
+        audio_out = dual.get_audio_features(**audio)
+        text_out = dual.get_text_features(**texts)
+        out = dual(**audio, **texts)
+        classified = classifier(**audio)
+        refused = dual.get_audio_features(**audio, output_hidden_states=False, output_attentions=False)
+    for result, layers in ((audio_out, 3), (text_out, 2), (out.audio_model_output, 3), (out.text_model_output, 2)):
+        assert len(result.hidden_states) == layers + 1 and len(result.attentions) == layers
+    assert len(classified.hidden_states) == 4 and len(classified.attentions) == 3
+    assert refused.hidden_states is None and refused.attentions is None  # the argument comes first
+
+
+def test_windowed_clips_return_hidden_states_per_window_row(deep_checkpoint):
+    """Rows are windows encoded `window_batch_size` at a time (each chunk cut to its longest window): the tower's
+    outputs come back one row per window, zero-padded to the full input's frames; the embedding is per clip."""
+    dual = GEmoClapModel.from_pretrained(deep_checkpoint, attn_implementation="eager").eval()
+    dual.window_batch_size = 1
+    torch.manual_seed(0)
+    values, mask = torch.randn(3, 8000), torch.ones(3, 8000, dtype=torch.long)
+    mask[1, 3000:] = 0
+    with torch.no_grad():
+        out = dual.get_audio_features(values, mask, torch.tensor([0, 0, 1]), output_hidden_states=True)
+        whole = dual.audio_model(values, attention_mask=mask, output_hidden_states=True)  # all rows in one call
+        unasked = dual.get_audio_features(values, mask, torch.tensor([0, 0, 1]))
+    frames = whole.last_hidden_state.shape[1]
+    valid = dual._frame_mask(mask, frames)
+    assert out.pooler_output.shape == (2, dual.config.projection_dim) and len(out.hidden_states) == 4
+    for got, expected in zip(out.hidden_states, whole.hidden_states):
+        assert got.shape == expected.shape == (3, frames, dual.config.audio_config.hidden_size)
+        torch.testing.assert_close(got[valid], expected[valid], atol=1e-5, rtol=1e-4)
+        assert not got[1, int(valid[1].sum()) :].any()  # the short window's chunk: zeros past its end
+    torch.testing.assert_close(out.last_hidden_state, out.hidden_states[-1])
+    assert unasked.last_hidden_state is None and unasked.hidden_states is None
+
+
+def _nested_tuple(output) -> tuple:
+    """`output`'s set fields in declaration order, tower outputs as tuples: written out here, not `to_tuple()`."""
+    fields = [getattr(output, name) for name in type(output).__dataclass_fields__]
+    return tuple(
+        _nested_tuple(value) if isinstance(value, ModelOutput) else value for value in fields if value is not None
+    )
+
+
+def _assert_same_nesting(got, expected) -> None:
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple) and len(got) == len(expected)
+        for got_item, expected_item in zip(got, expected):
+            _assert_same_nesting(got_item, expected_item)
+    else:
+        assert isinstance(got, torch.Tensor) and torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "asked", [{}, {"output_hidden_states": True}, {"output_hidden_states": True, "output_attentions": True}]
+)
+def test_outputs_under_return_dict_false_equal_the_dicts(deep_checkpoint, audio, texts, asked):
+    """transformers' `test_model_outputs_equivalence`: the tuple holds the dict's values, nested outputs as tuples."""
+    dual = GEmoClapModel.from_pretrained(deep_checkpoint, attn_implementation="eager").eval()
+    classifier = GEmoClapForAudioClassification.from_pretrained(deep_checkpoint, attn_implementation="eager").eval()
+    labels = {"emotion_labels": torch.tensor([1, 2]), "gender_labels": torch.tensor([0, 1])}
+    calls = [
+        (dual, {**audio, **texts, **labels}),
+        (dual, {**audio}),
+        (classifier, {**audio, "labels": torch.tensor([3, 0])}),
+    ]
+    for model, inputs in calls:
+        with torch.no_grad():
+            as_dict = model(**inputs, **asked)
+            as_tuple = model(**inputs, **asked, return_dict=False)
+        _assert_same_nesting(as_tuple, _nested_tuple(as_dict))
+
+
+@pytest.mark.parametrize(
+    "audio_preset, sdpa",
+    [("hubert-base-ls960", "sdpa"), ("wavlm-base-plus", {"audio_config": "eager", "text_config": "sdpa"})],
+    ids=["hubert-roberta", "wavlm-roberta"],
+)
+def test_eager_and_sdpa_attention_agree_on_padded_batches(tmp_path, processor, texts, audio_preset, sdpa):
+    """WavLM has no SDPA attention in transformers (its relative position bias): its tower stays eager and the text
+    tower is compared; HuBERT (group-norm, as hubert-base-ls960) compares both towers."""
+    folder = save_tiny_checkpoint(tmp_path / "model", audio_type=audio_preset)
+    eager = GEmoClapModel.from_pretrained(folder, attn_implementation="eager").eval()
+    fast = GEmoClapModel.from_pretrained(folder, attn_implementation=sdpa).eval()
+    assert fast.text_model.config._attn_implementation == "sdpa"
+    assert (fast.audio_model.config._attn_implementation == "sdpa") == (audio_preset != "wavlm-base-plus")
+    clips = [random_clip(0.9, seed=1), random_clip(0.3, seed=2), random_clip(0.6, seed=3)]
+    batch = processor(audio=clips, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        outputs = [model(**batch, **texts, output_hidden_states=True) for model in (eager, fast)]
+        prompts = [model.label_embeddings("emotion") for model in (eager, fast)]  # padded prompts too
+    close = {"atol": 1e-5, "rtol": 1e-4}
+    for name in ("audio_embeds", "text_embeds", "logits_per_audio", "logits_per_text"):
+        torch.testing.assert_close(getattr(outputs[1], name), getattr(outputs[0], name), **close)
+    torch.testing.assert_close(prompts[1], prompts[0], **close)
+    frames = eager._frame_mask(batch["audio_attention_mask"], outputs[0].audio_model_output.last_hidden_state.shape[1])
+    tokens = texts["attention_mask"].bool()
+    for tower, valid in (("audio_model_output", frames), ("text_model_output", tokens)):  # padded positions differ
+        for got, expected in zip(getattr(outputs[1], tower).hidden_states, getattr(outputs[0], tower).hidden_states):
+            torch.testing.assert_close(got[valid], expected[valid], **close)
 
 
 # ----- one label set ---------------------------------------------------------------------------------------------
@@ -121,13 +290,24 @@ def test_relabelling_a_trained_model_re_derives_its_prompts(tiny_checkpoint, pro
 # ----- gradients -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("setup", ["built", "loaded, checkpointed"])
 @pytest.mark.parametrize("cls", [GEmoClapModel, GEmoClapForAudioClassification])
-def test_every_trainable_parameter_gets_a_gradient(tmp_path, cls):
-    """DDP without find_unused_parameters (the Trainer's choice under gradient checkpointing) needs this."""
+def test_every_trainable_parameter_gets_a_gradient(tmp_path, cls, setup):
+    """DDP without find_unused_parameters (the Trainer's choice under gradient checkpointing) needs this. Loading
+    matters: transformers' loader re-creates every parameter as trainable, so a freeze set in `__init__` only is lost.
+    """
     torch.manual_seed(0)
-    model = cls(tiny_config(loss_type="ml")).train()
-    tokenizer = tiny_processor(tmp_path).tokenizer
-    model.set_prompts(tokenizer)
+    if setup == "built":
+        model = cls(tiny_config(loss_type="ml"))
+        model.set_prompts(tiny_processor(tmp_path).tokenizer)
+    else:
+        loader = AutoModelForAudioClassification if cls is GEmoClapForAudioClassification else cls
+        model = loader.from_pretrained(save_tiny_checkpoint(tmp_path / "model", loss_type="ml"))
+        model.activation_checkpointing_enable()
+    model.train()
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    # The classifier never computes text→audio logits: the text temperature is frozen, with the reason in its doc.
+    assert frozen == ({"gemo_clap.logit_scale_text"} if cls is GEmoClapForAudioClassification else set())
     values = torch.tensor(random_clip(0.6))[None].repeat(4, 1)
     values[2:] = torch.tensor(random_clip(0.6, seed=3))
     if cls is GEmoClapModel:
@@ -137,7 +317,23 @@ def test_every_trainable_parameter_gets_a_gradient(tmp_path, cls):
     loss.backward()
     missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing
+    text_model = getattr(model, "gemo_clap", model).text_model  # trained through the label prompts, also here
+    assert text_model.encoder.layer[-1].output.dense.weight.grad.abs().sum() > 0
     assert getattr(model, "gemo_clap", model).text_model.pooler is None  # built without the unused pooler
+
+
+def test_two_process_classifier_fine_tuning_with_gradient_checkpointing_completes(tmp_path, tiny_checkpoint):
+    """The HF audio-classification recipe (plain Trainer, AutoModelForAudioClassification) on 2 processes with the
+    users' `gradient_checkpointing=True`: DDP runs without `find_unused_parameters`, so before the text temperature
+    was frozen after loading too, the second step failed ("Expected to have finished reduction")."""
+    result = launch_classifier_ddp(
+        tiny_checkpoint, tmp_path / "seen.json", tmp_path / "run", "--flag", "gradient_checkpointing"
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen["world_size"] == 2 and seen["global_step"] == 3
+    assert seen["find_unused_parameters"] is False and seen["towers_checkpointed"] == [True, True]
+    assert seen["frozen"] == ["gemo_clap.logit_scale_text"] and seen["frozen_unchanged"]
 
 
 # ----- the transformers 5 feature-method contract ----------------------------------------------------------------

@@ -48,9 +48,9 @@ def test_gradient_checkpointing_recomputes_each_window_with_its_own_lengths(tmp_
     def conv0_gradient(checkpointing: bool) -> torch.Tensor:
         model.zero_grad()
         if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
-            model.gradient_checkpointing_disable()
+            model.activation_checkpointing_disable()
         loss = model(values, mask, emotion_labels=torch.tensor([0, 1, 2]), clip_index=clip_index).loss
         loss.backward()
         return model.audio_model.feature_extractor.conv_layers[0].conv.weight.grad.clone()

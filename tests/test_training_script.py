@@ -306,3 +306,11 @@ def test_best_checkpoint_is_chosen_by_uar_unless_told_otherwise():
     assert (best.metric_for_best_model, best.greater_is_better) == ("uar", True)
     _, _, chosen = parse_arguments([*common, "--load_best_model_at_end", "--metric_for_best_model", "war"])
     assert chosen.metric_for_best_model == "war"
+
+
+@pytest.mark.parametrize("flag", ["--gradient_checkpointing", "--activation_checkpointing"])
+def test_both_checkpointing_flag_names_turn_checkpointing_on(tmp_path, flag):
+    """transformers 5.24 renamed the flag; users' scripts carry either name (the Trainer reads either field)."""
+    training_args = parse_arguments([flag, "--output_dir", str(tmp_path)])[2]
+    assert training_args.gradient_checkpointing is True and training_args.activation_checkpointing is True
+    assert parse_arguments(["--output_dir", str(tmp_path)])[2].gradient_checkpointing is False

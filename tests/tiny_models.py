@@ -51,10 +51,12 @@ def make_bert_tokenizer(folder: Path):
     return train_prompt_tokenizer(folder, "bert")
 
 
-def tiny_config(audio_type: str = "wavlm", text_type: str = "roberta", **kwargs) -> GEmoClapConfig:
+def tiny_config(
+    audio_type: str = "wavlm", text_type: str = "roberta", audio_overrides: dict | None = None, **kwargs
+) -> GEmoClapConfig:
     kwargs.setdefault("projection_dim", 16)
     return GEmoClapConfig(
-        audio_config=tiny_audio_config(audio_type).to_dict(),
+        audio_config=tiny_audio_config(audio_type, **(audio_overrides or {})).to_dict(),
         text_config=tiny_text_config(text_type).to_dict(),
         **kwargs,
     )

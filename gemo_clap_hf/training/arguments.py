@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -198,6 +198,9 @@ class DataArguments(ClipArguments):
     )
 
 
+_NATIVE_ACTIVATION_CHECKPOINTING = "activation_checkpointing" in {f.name for f in fields(TrainingArguments)}
+
+
 @dataclass
 class GEmoClapTrainingArguments(TrainingArguments):
     """`TrainingArguments` plus `overwrite_output_dir`, which transformers 5 dropped but the example scripts' output
@@ -210,8 +213,20 @@ class GEmoClapTrainingArguments(TrainingArguments):
             "last checkpoint."
         },
     )
+    # transformers 5.24 renamed `--gradient_checkpointing` to `--activation_checkpointing` (the old flag stays a
+    # deprecated alias there). Before 5.24 only the old name exists: the new one is added here, so both flags work
+    # with every supported version.
+    if not _NATIVE_ACTIVATION_CHECKPOINTING:
+        activation_checkpointing: bool = field(
+            default=False,
+            metadata={"help": "transformers 5.24's name for --gradient_checkpointing (either turns it on)."},
+        )
 
     def __post_init__(self):
+        if not _NATIVE_ACTIVATION_CHECKPOINTING:  # from 5.24 transformers' own __post_init__ maps the two names
+            self.gradient_checkpointing = self.activation_checkpointing = bool(
+                self.gradient_checkpointing or self.activation_checkpointing
+            )
         # With --load_best_model_at_end, pick checkpoints by UAR (the paper's headline), not transformers' default
         # `loss`: the contrastive loss on the evaluation set depends on the evaluation batch size and world size.
         if self.load_best_model_at_end and self.metric_for_best_model is None:
