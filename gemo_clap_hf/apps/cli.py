@@ -58,7 +58,13 @@ def _predict(args: argparse.Namespace) -> int:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+    from .segment_cli import check_segment_flags, run_segment_predict
+
+    if (stray := check_segment_flags(args)) is not None:
+        raise CommandError(stray)
     try:
+        if args.segments:  # one row per window: apps/segment_cli.py
+            return run_segment_predict(args)
         predictions, summary = run_predict(
             args.model,
             args.paths,
@@ -120,6 +126,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .segment_cli import add_segment_arguments
+
     parser = argparse.ArgumentParser(prog="gemo-clap", description="GEmo-CLAP speech emotion recognition tools.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -176,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--json", action="store_true", help="print a JSON list, one object per file (no --output)")
     predict.add_argument("--quiet", "-q", action="store_true", help="no progress bar (failures are still reported)")
+    add_segment_arguments(predict)
     predict.set_defaults(handler=_predict)
 
     export = commands.add_parser(
