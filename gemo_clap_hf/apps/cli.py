@@ -1,4 +1,4 @@
-"""The `gemo-clap` console script: synth-corpus, predict, export-onnx, demo and bench sub-commands.
+"""The `gemo-clap` console script: synth-corpus, predict, export-onnx, demo, bench and app sub-commands.
 
 Each sub-command is a thin wrapper: the work lives in `data.synthetic`, `bulk_prediction`, `onnx_export`, `demo`
 and `throughput`, which are imported only when their sub-command runs, so `gemo-clap --help` stays fast. Expected
@@ -126,6 +126,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .app_cli import add_app_command
     from .segment_cli import add_segment_arguments
 
     parser = argparse.ArgumentParser(prog="gemo-clap", description="GEmo-CLAP speech emotion recognition tools.")
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--recursive", "-r", action="store_true", help="also search the folders' sub-folders")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     bench.set_defaults(handler=_bench)
+    add_app_command(commands)  # `gemo-clap app`: apps/app_cli.py
     return parser
 
 
