@@ -43,7 +43,7 @@ class Segment:
     def to_row(self) -> dict:
         """file, start, end, segment, segments, emotion, score, one probability per label, gender for ML."""
         best = self.emotion
-        row = {"file": self.file, "start": round(self.start, 3), "end": round(self.end, 3)}
+        row = {"file": self.file, "start": self.start, "end": self.end}  # CSV: 6 decimals, sample-exact at 16 kHz
         row.update(segment=self.index + 1, segments=self.count, emotion=best, score=self.probabilities[best])
         row.update(self.probabilities)
         if self.gender_probabilities is not None:

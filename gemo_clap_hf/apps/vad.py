@@ -32,7 +32,7 @@ class VadSettings:
 
     threshold: float = 0.5
     min_speech_s: float = 0.25
-    min_silence_s: float = 0.3
+    min_silence_s: float = 0.5
     speech_pad_s: float = 0.03
 
 
