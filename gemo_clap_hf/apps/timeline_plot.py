@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .segments import SegmentedFile
+from .segments import Segment, SegmentedFile
 
 # Colours people read without a legend: neutral grey, happy yellow-orange, sad blue, angry red; others from tab10.
 KNOWN_COLOURS = {"neutral": "#8c8c8c", "happy": "#f2a900", "sad": "#3b6fd4", "angry": "#d62728"}
@@ -26,11 +26,11 @@ def label_colours(labels: Sequence[str]) -> dict[str, str]:
     return {label: KNOWN_COLOURS.get(label) or next(others) for label in labels}
 
 
-def _tiles(result: SegmentedFile) -> list[tuple[float, float]]:
-    """The stretch of time each segment stands for: its share nearest its centre, within its own bounds."""
-    centres = [(s.start + s.end) / 2 for s in result.segments]
+def segment_tiles(segments: Sequence[Segment]) -> list[tuple[float, float]]:
+    """The stretch of time each segment (in time order) stands for: the part nearest its centre, within its bounds."""
+    centres = [(s.start + s.end) / 2 for s in segments]
     tiles = []
-    for i, segment in enumerate(result.segments):
+    for i, segment in enumerate(segments):
         left = segment.start if i == 0 else max(segment.start, (centres[i - 1] + centres[i]) / 2)
         right = segment.end if i == len(centres) - 1 else min(segment.end, (centres[i] + centres[i + 1]) / 2)
         tiles.append((left, max(left, right)))
@@ -53,7 +53,7 @@ def draw_timeline(result: SegmentedFile, labels: Sequence[str] | None = None, ti
 
     labels = list(labels or (result.segments[0].probabilities if result.segments else []))
     colours = label_colours(labels)
-    tiles = _tiles(result)
+    tiles = segment_tiles(result.segments)
     has_speech = result.speech is not None
     heights = ([0.35] if has_speech else []) + [0.6] + [1.0] * len(labels)
     figure = Figure(figsize=(12, 1.1 + 0.62 * sum(heights)), dpi=110, layout="constrained")
@@ -110,4 +110,4 @@ def save_timeline_png(
     return path
 
 
-__all__ = ["draw_timeline", "label_colours", "save_timeline_png"]
+__all__ = ["draw_timeline", "label_colours", "save_timeline_png", "segment_tiles"]
