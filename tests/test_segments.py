@@ -87,6 +87,7 @@ def test_segment_scores_equal_predict_on_the_cut_out_clips(capsys, ml_model, rec
     assert float(rows[0]["start"]) == 0 and float(rows[-1]["end"]) == pytest.approx(duration, abs=1e-3)
     assert [int(r["segment"]) for r in rows] == list(range(1, len(rows) + 1))
     waveform = sf.read(path, dtype="float32")[0]
+    rows = rows[:2] + rows[2:-2:4] + rows[-2:]  # both ends (the last window ends on the file's end) and a sample
     cut_files = []
     for number, row in enumerate(rows):
         start, end = round(float(row["start"]) * RATE), round(float(row["end"]) * RATE)
