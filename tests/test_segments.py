@@ -169,3 +169,19 @@ def test_segment_usage_errors(capsys, ml_model, recording, tmp_path):
     sf.write(tmp_path / "second.wav", random_clip(1.0), RATE)
     code, _, err = run_cli(capsys, "predict", "--model", ml_model, path, tmp_path, "--segments", "--plot", "x.png")
     assert code == 2 and "--plot draws one recording" in err
+
+
+def test_the_docs_commands_use_real_options_and_show_the_picture():
+    import shlex
+
+    from gemo_clap_hf.apps.cli import build_parser
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "long_recordings.md").read_text()
+    commands = [line.split("  #")[0] for line in doc.splitlines() if line.startswith("gemo-clap ")]
+    assert len(commands) >= 4
+    for command in commands:
+        build_parser().parse_args(shlex.split(command)[1:])  # argparse exits on an unknown option
+    assert (
+        "](images/timeline.png)" in doc
+        and (Path(__file__).resolve().parent.parent / "docs/images/timeline.png").is_file()
+    )

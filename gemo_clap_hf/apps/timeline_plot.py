@@ -18,6 +18,7 @@ from .segments import Segment, SegmentedFile
 
 # Colours people read without a legend: neutral grey, happy yellow-orange, sad blue, angry red; others from tab10.
 KNOWN_COLOURS = {"neutral": "#8c8c8c", "happy": "#f2a900", "sad": "#3b6fd4", "angry": "#d62728"}
+TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 OTHER_COLOURS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e", "#1f77b4")
 
 
@@ -94,6 +95,10 @@ def draw_timeline(result: SegmentedFile, labels: Sequence[str] | None = None, ti
         ax.set_xlim(0, duration)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
+    from matplotlib.ticker import MultipleLocator
+
+    step = next((s for s in TICK_STEPS_S if duration / s <= 12), TICK_STEPS_S[-1])
+    axes[-1].xaxis.set_major_locator(MultipleLocator(step))  # round times: every 30 s, 1 min, 5 min, ...
     axes[-1].xaxis.set_major_formatter(_time_formatter(duration))
     axes[-1].set_xlabel("time (min:s)" if duration >= 120 else "time")
     figure.suptitle(title or Path(result.file).name, x=0.01, ha="left", fontsize=11)
