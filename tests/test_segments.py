@@ -7,17 +7,17 @@ of the whole decoded file, and the generator's own record of where each utteranc
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from test_predict_bulk import read_csv as read_rows
+from test_predict_bulk import run_cli
 from tiny_models import random_clip, save_tiny_checkpoint
 
 from gemo_clap_hf.apps.audio_stream import cut_windows, stream_waveform
-from gemo_clap_hf.apps.cli import main
 from gemo_clap_hf.apps.prediction import load_classifier, predict_files
 from gemo_clap_hf.apps.segments import Segment, merge_segments, plan_windows
 from gemo_clap_hf.apps.vad import vad_available
@@ -45,17 +45,6 @@ def recording(tmp_path_factory):
     path = tmp_path_factory.mktemp("rec") / "recording.wav"
     sf.write(path, waveform, RATE, subtype="FLOAT")
     return path, spans
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def read_rows(path: Path) -> list[dict]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_windows_cover_each_region_and_end_on_its_end():

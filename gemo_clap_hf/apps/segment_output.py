@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bulk_prediction import OUTPUT_FORMATS, ResultWriter, Summary, _parse_line, _Progress, collect_inputs
-from .prediction import Failure, PredictionError, load_classifier, resolve_device
+from .bulk_prediction import OUTPUT_FORMATS, ResultWriter, Summary, _parse_line, _Progress, collect_inputs, tally
+from .prediction import PredictionError, load_classifier, resolve_device
 from .segments import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SegmentedFile, check_window, iter_segmented_files, merge_segments
 
 
@@ -141,13 +141,8 @@ def run_segments(
             classifier, feature_extractor, files, options.window, options.hop, options.vad, batch_size
         )
         for result in found:
-            progress.update(result)
-            if isinstance(result, Failure):
-                summary.failures.append(result)
-                progress.report(f"gemo-clap predict: skipped {result.file}: {result.reason}")
+            if not tally(result, summary, progress):
                 continue
-            summary.classified += 1
-            summary.audio_seconds += result.duration
             if options.plot is not None:
                 from .timeline_plot import save_timeline_png
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .audio_stream import cut_windows, stream_waveform
-from .prediction import DEFAULT_BATCH_SIZE, Failure, PredictionError, _score, length_buckets, resolve_device
+from .prediction import DEFAULT_BATCH_SIZE, Failure, Prediction, PredictionError, _score, length_buckets, resolve_device
 from .segment_cli import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 
 POOL_BATCHES = 4  # windows are bucketed by length a pool of this many batches at a time
@@ -41,15 +41,11 @@ class Segment:
         return max(self.probabilities, key=self.probabilities.get)
 
     def to_row(self) -> dict:
-        """file, start, end, segment, segments, emotion, score, one probability per label, gender for ML."""
-        best = self.emotion
-        row = {"file": self.file, "start": self.start, "end": self.end}  # CSV: 6 decimals, sample-exact at 16 kHz
-        row.update(segment=self.index + 1, segments=self.count, emotion=best, score=self.probabilities[best])
-        row.update(self.probabilities)
-        if self.gender_probabilities is not None:
-            gender = max(self.gender_probabilities, key=self.gender_probabilities.get)
-            row.update(gender=gender, gender_score=self.gender_probabilities[gender])
-        return row
+        """file, start, end, segment, segments, then `Prediction.to_row`'s emotion, score, probabilities, gender."""
+        row = Prediction(self.file, probabilities=self.probabilities, gender_probabilities=self.gender_probabilities)
+        # Times unrounded: the CSV's 6 decimals are sample-exact at 16 kHz.
+        place = {"start": self.start, "end": self.end, "segment": self.index + 1, "segments": self.count}
+        return {"file": self.file, **place, **row.to_row()}
 
 
 @dataclass
