@@ -156,7 +156,9 @@ def test_segment_usage_errors(capsys, ml_model, recording, tmp_path):
     code, _, err = run_cli(capsys, "predict", "--model", ml_model, path, "--segments", "--window", "1", "--hop", "2")
     assert code == 2 and "--hop 2.0 is longer than --window 1.0" in err
     sf.write(tmp_path / "second.wav", random_clip(1.0), RATE)
-    code, _, err = run_cli(capsys, "predict", "--model", ml_model, path, tmp_path, "--segments", "--plot", "x.png")
+    code, _, err = run_cli(
+        capsys, "predict", "--model", ml_model, path, tmp_path, "--segments", "--plot", tmp_path / "x.png"
+    )
     assert code == 2 and "--plot draws one recording" in err
 
 
