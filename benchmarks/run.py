@@ -16,6 +16,8 @@ trains by default. The figures:
   `WavLMForSequenceClassification`, on the synthetic corpus (`end_to_end.py`), with sampled GPU utilisation
   on CUDA.
 - `padding_efficiency`, `text_tower_sequences_per_step`, `peak_memory`, `bulk_inference`.
+- `long_recordings` (only when named in `--figures`): `predict --segments --vad` on generated 0.5- and 10-minute
+  recordings, peak memory ratio and emotion changes found (`long_recordings.py`).
 
 `--quick` runs the same code on tiny towers as a smoke test; its figures mean nothing.
 """
@@ -89,6 +91,11 @@ def run(settings: Settings) -> dict:
                 seed=settings.seed,
                 repeats=settings.end_to_end_repeats,
             )
+    if "long_recordings" in figures:  # child processes: before the memory figure pins this process's allocator
+        from .long_recordings import measure_long_recordings
+
+        with timed("long_recordings"):
+            results["long_recordings"] = measure_long_recordings(settings)
     if "memory" in figures:
         with timed("memory"):
             batch = make_batch(settings, equal_lengths(settings.batch_size, settings.clip_seconds), settings.seed)

@@ -35,6 +35,8 @@ FIGURES = (
     "end_to_end",
     "bulk_inference",
 )
+# Measured only when named in --figures (minutes of generated audio through the CLI): benchmarks/long_recordings.py.
+OPTIONAL_FIGURES = ("long_recordings",)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class Settings:
     dataloader_num_workers: int = 0
     train_feature_encoder: bool = False
     seed: int = 0
+    long_model: str | None = None
+    long_minutes: tuple[float, ...] = (10.0,)
+    long_repeats: int = 2
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -81,8 +86,12 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--figures",
         default=",".join(FIGURES),
-        help=f"comma-separated figures to measure (default all): {','.join(FIGURES)}",
+        help=f"comma-separated figures to measure (default all): {','.join(FIGURES)}; on request: "
+        f"{','.join(OPTIONAL_FIGURES)}",
     )
+    parser.add_argument("--long_model", help="long_recordings: a trained model folder (e.g. gemo_clap_demo/model)")
+    parser.add_argument("--long_minutes", help="long_recordings: comma-separated lengths, min (default 10; quick 1)")
+    parser.add_argument("--long_repeats", type=int, help="long_recordings: runs per length (default 2; quick 1)")
     parser.add_argument(
         "--end_to_end_steps", type=int, help="timed Trainer steps per side, after 1 warm-up (default 4)"
     )
@@ -103,9 +112,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     if args.bf16 and device.type != "cuda":
         parser.error("--bf16 is autocast on CUDA; on the CPU the benchmark runs in float32.")
     figures = tuple(name.strip() for name in args.figures.split(",") if name.strip())
-    unknown = sorted(set(figures) - set(FIGURES))
+    unknown = sorted(set(figures) - set(FIGURES) - set(OPTIONAL_FIGURES))
     if unknown or not figures:
-        parser.error(f"--figures: unknown {unknown}; choose among {', '.join(FIGURES)}.")
+        parser.error(f"--figures: unknown {unknown}; choose among {', '.join(FIGURES + OPTIONAL_FIGURES)}.")
     quick = args.quick
     pick = lambda given, full, small: given if given is not None else (small if quick else full)  # noqa: E731
     batch_size = pick(args.batch_size, 8, 2)
@@ -128,6 +137,9 @@ def parse_args(argv: list[str] | None) -> Settings:
         end_to_end_repeats=args.end_to_end_repeats,
         dataloader_num_workers=args.dataloader_num_workers,
         train_feature_encoder=args.train_feature_encoder,
+        long_model=args.long_model,
+        long_minutes=tuple(float(m) for m in (args.long_minutes or ("1" if quick else "10")).split(",")),
+        long_repeats=pick(args.long_repeats, 2, 1),
     )
     numbers = (
         settings.batch_size,
@@ -137,6 +149,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         settings.end_to_end_steps,
         settings.end_to_end_batch_size,
         settings.end_to_end_repeats,
+        settings.long_repeats,
     )
     if min(numbers) < 1:
         parser.error("batch sizes, repeats and steps must be at least 1.")

@@ -269,6 +269,18 @@ class _Progress:
         self.bar.close()
 
 
+def tally(result, summary: Summary, progress: _Progress) -> bool:
+    """Count one file's result in the summary and the progress bar; report a `Failure`. True when it succeeded."""
+    progress.update(result)
+    if isinstance(result, Failure):
+        summary.failures.append(result)
+        progress.report(f"gemo-clap predict: skipped {result.file}: {result.reason}")
+        return False
+    summary.classified += 1
+    summary.audio_seconds += result.duration
+    return True
+
+
 def run_predict(
     model: str,
     paths: Sequence[str],
@@ -307,13 +319,8 @@ def run_predict(
     start = time.perf_counter()
     try:
         for result in iter_predictions(classifier, feature_extractor, files, batch_size, top_k=top_k):
-            progress.update(result)
-            if isinstance(result, Failure):
-                summary.failures.append(result)
-                progress.report(f"gemo-clap predict: skipped {result.file}: {result.reason}")
+            if not tally(result, summary, progress):
                 continue
-            summary.classified += 1
-            summary.audio_seconds += result.duration
             if writer is None:
                 predictions.append(result)
             else:

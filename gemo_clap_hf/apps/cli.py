@@ -1,4 +1,4 @@
-"""The `gemo-clap` console script: synth-corpus, predict, export-onnx, demo and bench sub-commands.
+"""The `gemo-clap` console script: synth-corpus, predict, export-onnx, demo, bench and app sub-commands.
 
 Each sub-command is a thin wrapper: the work lives in `data.synthetic`, `bulk_prediction`, `onnx_export`, `demo`
 and `throughput`, which are imported only when their sub-command runs, so `gemo-clap --help` stays fast. Expected
@@ -58,7 +58,13 @@ def _predict(args: argparse.Namespace) -> int:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+    from .segment_cli import check_segment_flags, run_segment_predict
+
+    if (stray := check_segment_flags(args)) is not None:
+        raise CommandError(stray)
     try:
+        if args.segments:  # one row per window: apps/segment_cli.py
+            return run_segment_predict(args)
         predictions, summary = run_predict(
             args.model,
             args.paths,
@@ -120,6 +126,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .app_cli import add_app_command
+    from .segment_cli import add_segment_arguments
+
     parser = argparse.ArgumentParser(prog="gemo-clap", description="GEmo-CLAP speech emotion recognition tools.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -176,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--json", action="store_true", help="print a JSON list, one object per file (no --output)")
     predict.add_argument("--quiet", "-q", action="store_true", help="no progress bar (failures are still reported)")
+    add_segment_arguments(predict)
     predict.set_defaults(handler=_predict)
 
     export = commands.add_parser(
@@ -230,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--recursive", "-r", action="store_true", help="also search the folders' sub-folders")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     bench.set_defaults(handler=_bench)
+    add_app_command(commands)  # `gemo-clap app`: apps/app_cli.py
     return parser
 
 

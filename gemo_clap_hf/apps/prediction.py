@@ -288,13 +288,25 @@ def predict_files(
     device: str | torch.device | None = None,
     top_k: int | None = None,
     num_workers: int = DEFAULT_NUM_WORKERS,
+    segments: bool = False,
+    **segment_options,
 ) -> Predictions:
     """Emotion scores for each file, batched by length (see `iter_predictions`); genders too for `loss_type="ml"`.
+
+    `segments=True` scores each file window by window instead (`segments.predict_segments`, options `window`,
+    `hop`, `vad`, `merge`) and returns one `SegmentedFile` per file.
 
     Returns the predictions in input order; files that could not be classified are left out, logged as warnings
     and listed in the result's `failures`. A file longer than the feature extractor's `max_length_s` is scored on
     all its windows (`clip_index`). Each file's scores equal its one-at-a-time scores (`batch_size=1`) to 1e-4.
     """
+    if segments:
+        from .segments import predict_segments
+
+        found = predict_segments(classifier, feature_extractor, paths, batch_size, device, **segment_options)
+        for failure in found.failures:
+            logger.warning("skipped %s: %s", failure.file, failure.reason)
+        return found
     position = {}
     for index, path in enumerate(paths):
         position.setdefault(str(path), index)
