@@ -22,6 +22,7 @@ from tiny_models import random_clip, save_tiny_checkpoint
 from training_helpers import REPO, describe, make_training_inputs, script_env
 
 from gemo_clap_hf.apps.cli import build_parser
+from gemo_clap_hf.data.synthetic_recording import synthetic_recording
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 HUB_ID = "org/sl-gemo-clap"
@@ -55,7 +56,15 @@ def workdir(tmp_path_factory) -> Path:
         sf.write(corpus / f"u{index}.wav", random_clip(0.5 + index / 4, seed=10 + index), 16000)
     rows = "".join(f"u{i}.wav,{emotion},female\n" for i, emotion in enumerate(("happy", "sad", "angry")))
     (corpus / "manifest.csv").write_text("path,emotion,gender\n" + rows)
+    waveform, _ = synthetic_recording(40, utterance_s=(2.5, 3.5))
+    sf.write(root / "recording.wav", waveform, 16000)
     return root
+
+
+def swap_model(workdir: Path, argv: list[str]) -> list[str]:
+    """A `gemo-clap ...` command of the README with the console script's path and the tiny checkpoint."""
+    assert argv[0] == "gemo-clap" and HUB_ID in argv
+    return [str(CONSOLE_SCRIPT), *(str(workdir / "model") if a == HUB_ID else a for a in argv[1:])]
 
 
 def run_in(workdir: Path, argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -89,17 +98,14 @@ def test_every_python_block_runs_in_order(workdir, monkeypatch):
 
 
 def test_the_bulk_commands_run_as_written(workdir):
-    [block] = blocks("bash", "gemo-clap predict")
+    [block] = blocks("bash", "gemo-clap bench")
     predict, bench = commands(block)
-    for argv in (predict, bench):
-        assert argv[0] == "gemo-clap" and HUB_ID in argv
-    swap = lambda argv: [str(CONSOLE_SCRIPT), *(str(workdir / "model") if a == HUB_ID else a for a in argv[1:])]  # noqa: E731
-    done = run_in(workdir, swap(predict))
+    done = run_in(workdir, swap_model(workdir, predict))
     assert done.returncode == 0, describe(done)
     with open(workdir / "predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(Path(row["file"]).name for row in rows) == ["call0.wav", "call1.wav", "call2.wav"]
-    done = run_in(workdir, swap(bench))
+    done = run_in(workdir, swap_model(workdir, bench))
     assert done.returncode == 0, describe(done)
     assert "3 of 3 files" in done.stdout and "batch   1:" in done.stdout and "batch  16:" in done.stdout
 
@@ -148,3 +154,32 @@ def test_the_fine_tuning_command_trains_and_the_folder_loads_in_a_pipeline(tmp_p
     assert {s["label"] for s in scores} == {"neutral", "happy", "sad", "angry"}
     assert sum(s["score"] for s in scores) == pytest.approx(1.0, abs=1e-4)
     assert np.isfinite([s["score"] for s in scores]).all()
+
+
+def test_the_long_recording_command_writes_segments_and_a_timeline(workdir):
+    [block] = blocks("bash", "--segments")
+    install, segments = commands(block)
+    assert install == ["pip", "install", "gemo-clap-hf[app]"]
+    assert re.search(r"^app = \[", (REPO / "pyproject.toml").read_text(), re.M)
+    done = run_in(workdir, swap_model(workdir, segments))
+    assert done.returncode == 0, describe(done)
+    with open(workdir / "segments.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    starts = [float(row["start"]) for row in rows]
+    duration = sf.info(str(workdir / "recording.wav")).duration
+    assert len(rows) > 10 and starts == sorted(starts) and float(rows[-1]["end"]) <= duration + 1e-3
+    assert all(float(row["end"]) - float(row["start"]) <= 3.0 + 1e-6 for row in rows)  # the 3 s default window
+    png = (workdir / "timeline.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_the_web_app_commands(workdir):
+    [block] = blocks("bash", "gemo-clap app")
+    serve, export = commands(block)
+    args = build_parser().parse_args(serve[1:])  # serving is driven through gradio_client in tests/test_web_app.py
+    assert args.command == "app" and args.model == HUB_ID and args.export_space is None
+    done = run_in(workdir, swap_model(workdir, export))
+    assert done.returncode == 0, describe(done)
+    space = workdir / "my_space"
+    assert {"app.py", "requirements.txt", "README.md"} <= {path.name for path in space.iterdir()}
+    assert "sdk: gradio" in (space / "README.md").read_text()
