@@ -16,6 +16,8 @@ trains by default. The figures:
   `WavLMForSequenceClassification`, on the synthetic corpus (`end_to_end.py`), with sampled GPU utilisation
   on CUDA.
 - `padding_efficiency`, `text_tower_sequences_per_step`, `peak_memory`, `bulk_inference`.
+- `cpu_inference`: PyTorch's bare tower vs the classifier vs onnxruntime float32 and int8, bulk `predict` per
+  backend, and int8's agreement on the demo model's held-out session (`cpu_inference.py`, `--demo_model`).
 
 `--quick` runs the same code on tiny towers as a smoke test; its figures mean nothing.
 """
@@ -74,6 +76,11 @@ def run(settings: Settings) -> dict:
     if "bulk_inference" in figures:
         with timed("bulk_inference"):
             results["bulk_inference"] = measure_bulk_inference(settings, classifier)
+    if "cpu_inference" in figures:
+        from .cpu_inference import measure_cpu_inference
+
+        with timed("cpu_inference"):
+            results["cpu_inference"] = measure_cpu_inference(settings, classifier)
     if "end_to_end" in figures:
         from .end_to_end import measure_end_to_end
 

@@ -34,6 +34,7 @@ FIGURES = (
     "memory",
     "end_to_end",
     "bulk_inference",
+    "cpu_inference",
 )
 
 
@@ -60,6 +61,7 @@ class Settings:
     dataloader_num_workers: int = 0
     train_feature_encoder: bool = False
     seed: int = 0
+    demo_model: str | None = None  # cpu_inference: the `model` folder of `gemo-clap demo` (trained when None)
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -96,6 +98,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         action="store_true",
         help="train the CNN feature encoder on both sides (default: frozen, as the scripts do)",
     )
+    parser.add_argument(
+        "--demo_model",
+        default=None,
+        help="cpu_inference: the model folder that `gemo-clap demo` wrote (its corpus beside it), for the int8 "
+        "agreement on the held-out session (default: train the demo first, about 4 min)",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -128,6 +136,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         end_to_end_repeats=args.end_to_end_repeats,
         dataloader_num_workers=args.dataloader_num_workers,
         train_feature_encoder=args.train_feature_encoder,
+        demo_model=args.demo_model,
     )
     numbers = (
         settings.batch_size,

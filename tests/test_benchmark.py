@@ -31,7 +31,7 @@ from benchmarks.workload import (
 from gemo_clap_hf.apps.random_towers import train_prompt_tokenizer
 
 SCRIPT = Path(__file__).parents[1] / "training_scripts" / "benchmark.py"
-QUICK_FIGURES = [name for name in FIGURES if name != "bulk_inference"]
+QUICK_FIGURES = [name for name in FIGURES if name not in ("bulk_inference", "cpu_inference")]
 
 
 @pytest.fixture(scope="module")
