@@ -203,39 +203,48 @@ def _demo_model(settings: Settings, scratch: Path) -> tuple[Path, Path]:
     return result.model_dir, scratch / "demo" / "corpus"
 
 
-def measure_int8_agreement(settings: Settings) -> dict:
-    """The demo model exported and quantised (export-onnx's own check printed beside), then session 5 classified
-    with torch, onnxruntime float32 and int8: argmax agreement of int8 with float32, and each backend's UAR."""
-    from sklearn.metrics import balanced_accuracy_score
+def held_out_agreement(model_dir: Path, folder: Path, corpus: Path, batch_size: int) -> dict:
+    """Session 5 of `corpus` classified by `predict_files` with torch (`model_dir`), onnxruntime float32 and int8
+    (`folder`, its export): argmax agreement of int8 with float32 (and of float32 with torch), each backend's UAR."""
+    from sklearn.metrics import balanced_accuracy_score  # UAR is balanced accuracy
 
     from gemo_clap_hf.apps.demo import TEST_SESSION
     from gemo_clap_hf.apps.prediction import load_classifier
     from gemo_clap_hf.data import load_corpus
 
+    rows = load_corpus("synthetic", corpus, sessions=(int(TEST_SESSION),))
+    files, truth = list(rows["audio"]), list(rows["emotion"])
+    classifier, extractor = load_classifier(str(model_dir), "cpu")
+    backends = {"torch": classifier, "onnx_fp32": OnnxScorer(folder), "onnx_int8": OnnxScorer(folder / INT8_FILE)}
+    predicted = {}
+    for name, backend in backends.items():
+        predicted[name] = [p.emotions[0]["label"] for p in predict_files(backend, extractor, files, batch_size)]
+
+    def agreement(a: str, b: str) -> float:
+        return round(float(np.mean([x == y for x, y in zip(predicted[a], predicted[b])])), 4)
+
+    uar = {name: round(100 * balanced_accuracy_score(truth, labels), 2) for name, labels in predicted.items()}
+    return {
+        "held_out_clips": len(files),
+        "int8_vs_fp32_agreement": agreement("onnx_int8", "onnx_fp32"),
+        "onnx_fp32_vs_torch_agreement": agreement("onnx_fp32", "torch"),
+        "uar_percent": uar,
+        "int8_uar_points_below_fp32": round(uar["onnx_fp32"] - uar["onnx_int8"], 2),
+    }
+
+
+def measure_int8_agreement(settings: Settings) -> dict:
+    """The demo model exported and quantised as `export-onnx --quantize int8` does (its check-clip figures kept
+    beside), then `held_out_agreement` on the demo corpus' session 5."""
     with tempfile.TemporaryDirectory(prefix="gemo_clap_int8_") as scratch:
         model_dir, corpus = _demo_model(settings, Path(scratch))
         folder = Path(scratch) / "onnx"
         export_onnx(str(model_dir), folder)
         check = quantize_int8(folder, force=True)
-        rows = load_corpus("synthetic", corpus, sessions=(int(TEST_SESSION),))
-        files, truth = list(rows["audio"]), list(rows["emotion"])
-        classifier, extractor = load_classifier(str(model_dir), "cpu")
-        backends = {"torch": classifier, "onnx_fp32": OnnxScorer(folder), "onnx_int8": OnnxScorer(folder / INT8_FILE)}
-        predicted = {}
-        for name, backend in backends.items():
-            predictions = predict_files(backend, extractor, files, settings.batch_size)
-            predicted[name] = [p.emotions[0]["label"] for p in predictions]
-    agreement = float(np.mean([a == b for a, b in zip(predicted["onnx_int8"], predicted["onnx_fp32"])]))
-    uar = {name: round(100 * balanced_accuracy_score(truth, labels), 2) for name, labels in predicted.items()}
+        figure = held_out_agreement(model_dir, folder, corpus, settings.batch_size)
     return {
         "model": str(settings.demo_model or "trained here (gemo-clap demo settings)"),
-        "held_out_clips": len(files),
-        "int8_vs_fp32_agreement": round(agreement, 4),
-        "uar_percent": uar,
-        "int8_uar_points_below_fp32": round(uar["onnx_fp32"] - uar["onnx_int8"], 2),
-        "onnx_fp32_vs_torch_agreement": float(
-            np.mean([a == b for a, b in zip(predicted["onnx_fp32"], predicted["torch"])])
-        ),
+        **figure,
         "export_check": {
             "clips": check.clips,
             "agreement": check.agreement,

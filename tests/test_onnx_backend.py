@@ -16,7 +16,8 @@ import pytest
 import soundfile as sf
 from tiny_models import random_clip
 
-pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnx, onnxruntime, onnxscript) is not installed")
+onnx = pytest.importorskip("onnx", reason="the [onnx] extra (onnx, onnxruntime, onnxscript) is not installed")
+pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 pytest.importorskip("onnxscript", reason="the [onnx] extra is not installed")
 
 from gemo_clap_hf import GEmoClapFeatureExtractor  # noqa: E402
@@ -135,6 +136,9 @@ def test_int8_quantisation_reports_its_cost_and_refuses_below_the_threshold(grou
     report = quantize_int8(out_dir, min_agreement=1.01, force=True, target_name="forced.onnx")
     assert report.forced and report.path == out_dir / "forced.onnx" and report.path.is_file()
     assert report.clips >= 40 and 0.0 <= report.agreement <= 1.0
+    ops = {node.op_type for node in onnx.load(str(report.path)).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops  # int8 MatMul weights, activations quantised at run time
+    assert "Conv" in ops and "ConvInteger" not in ops  # the CNN feature encoder and positional conv stay float32
     # Quantisation perturbs the scores a little, never wholesale (the graph still computes the same model).
     assert 0.0 < report.max_probability_difference < 0.05
     extractor = GEmoClapFeatureExtractor.from_pretrained(out_dir)
