@@ -18,6 +18,9 @@ trains by default. The figures:
 - `padding_efficiency`, `text_tower_sequences_per_step`, `peak_memory`, `bulk_inference`.
 - `long_recordings` (only when named in `--figures`): `predict --segments --vad` on generated 0.5- and 10-minute
   recordings, peak memory ratio and emotion changes found (`long_recordings.py`).
+- `cpu_inference` (only when named in `--figures`; it trains the demo unless `--demo_model` is given): PyTorch's
+  bare tower vs the classifier vs onnxruntime float32 and int8, bulk `predict` per backend, and int8's agreement
+  on the demo model's held-out session (`cpu_inference.py`).
 
 `--quick` runs the same code on tiny towers as a smoke test; its figures mean nothing.
 """
@@ -76,6 +79,11 @@ def run(settings: Settings) -> dict:
     if "bulk_inference" in figures:
         with timed("bulk_inference"):
             results["bulk_inference"] = measure_bulk_inference(settings, classifier)
+    if "cpu_inference" in figures:
+        from .cpu_inference import measure_cpu_inference
+
+        with timed("cpu_inference"):
+            results["cpu_inference"] = measure_cpu_inference(settings, classifier)
     if "end_to_end" in figures:
         from .end_to_end import measure_end_to_end
 

@@ -36,7 +36,8 @@ FIGURES = (
     "bulk_inference",
 )
 # Measured only when named in --figures (minutes of generated audio through the CLI): benchmarks/long_recordings.py.
-OPTIONAL_FIGURES = ("long_recordings",)
+# cpu_inference exports base-size graphs and trains the demo unless --demo_model is given: benchmarks/cpu_inference.py.
+OPTIONAL_FIGURES = ("long_recordings", "cpu_inference")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Settings:
     long_model: str | None = None
     long_minutes: tuple[float, ...] = (10.0,)
     long_repeats: int = 2
+    demo_model: str | None = None  # cpu_inference: the `model` folder of `gemo-clap demo` (trained when None)
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -105,6 +107,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         action="store_true",
         help="train the CNN feature encoder on both sides (default: frozen, as the scripts do)",
     )
+    parser.add_argument(
+        "--demo_model",
+        default=None,
+        help="cpu_inference: the model folder that `gemo-clap demo` wrote (its corpus beside it), for the int8 "
+        "agreement on the held-out session (default: train the demo first, about 4 min)",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -140,6 +148,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         long_model=args.long_model,
         long_minutes=tuple(float(m) for m in (args.long_minutes or ("1" if quick else "10")).split(",")),
         long_repeats=pick(args.long_repeats, 2, 1),
+        demo_model=args.demo_model,
     )
     numbers = (
         settings.batch_size,

@@ -19,3 +19,6 @@ def tiny_checkpoint(tmp_path_factory):
     from tiny_models import save_tiny_checkpoint
 
     return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sl-gemo-clap")
+
+
+from onnx_fixtures import exported, group_export  # noqa: E402, F401 - one ONNX export per tower per session

@@ -23,26 +23,8 @@ pytest.importorskip("onnxscript", reason="the [onnx] extra is not installed")
 from gemo_clap_hf.apps.onnx_export import OnnxClassifier, OnnxExportError, export_onnx  # noqa: E402
 
 RATE = 16000
-TOWERS = {"group": "wavlm-base-plus", "layer": "wavlm-large"}
 # Batches of other sizes and lengths than the export's example (2 clips of 1.0 s and 0.6 s).
 BATCHES = [(2.7, 0.4, 1.3, 0.9, 0.02), (0.5,), (3.1, 3.0)]
-
-
-@pytest.fixture(scope="module", params=sorted(TOWERS))
-def exported(request, tmp_path_factory):
-    """(checkpoint, export folder) for each tower; the group-norm one is an ML model, exported with the CLI."""
-    norm = request.param
-    folder = tmp_path_factory.mktemp(f"onnx_{norm}")
-    loss_type = "ml" if norm == "group" else "sl"
-    checkpoint = save_tiny_checkpoint(folder / "model", audio_type=TOWERS[norm], loss_type=loss_type)
-    assert json.loads((checkpoint / "config.json").read_text())["audio_config"]["feat_extract_norm"] == norm
-    out_dir = folder / "onnx"
-    if norm == "group":
-        assert main(["export-onnx", "--model", str(checkpoint), str(out_dir)]) == 0
-    else:
-        report = export_onnx(str(checkpoint), out_dir)
-        assert report.max_abs_difference is not None and report.max_abs_difference < 1e-4
-    return checkpoint, out_dir
 
 
 def _batch(lengths, seed=0) -> dict:

@@ -290,12 +290,16 @@ def run_predict(
     top_k: int | None = None,
     recursive: bool = False,
     quiet: bool = False,
+    backend: str = "torch",
+    threads: int | None = None,
 ) -> tuple[list[Prediction], Summary]:
     """Classify every file named by `paths`; stream rows to `output` (resuming it) or return them in input order.
+    `backend="onnx"` runs an `export-onnx` folder (or `.onnx` file) with onnxruntime (`onnx_backend`).
 
     Failures are reported on stderr as they happen and kept in the summary; they never stop the run.
     """
-    from .prediction import iter_predictions, load_classifier, resolve_device
+    from .onnx_backend import load_backend
+    from .prediction import iter_predictions, resolve_device
 
     if top_k is not None and top_k < 1:
         raise PredictionError(f"--top-k must be at least 1, got {top_k}.")
@@ -305,7 +309,7 @@ def run_predict(
     resolve_device(device)
     if output is not None and OUTPUT_FORMATS.get(Path(output).suffix.lower()) is None:
         raise PredictionError(f"--output {output!r}: name a .csv or .jsonl file (the format follows the extension).")
-    classifier, feature_extractor = load_classifier(model, device)
+    classifier, feature_extractor = load_backend(model, backend, device, threads)
     writer = ResultWriter(Path(output), output_columns(classifier.config)) if output else None
     summary = Summary(total=len(files))
     if writer is not None:

@@ -74,6 +74,8 @@ def _predict(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             recursive=args.recursive,
             quiet=args.quiet,
+            backend=args.backend,
+            threads=args.threads,
         )
     except (PredictionError, GEmoClapAudioError) as error:
         raise CommandError(str(error)) from error
@@ -88,14 +90,21 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
+    from ..feature_extraction_gemo_clap import GEmoClapAudioError, GEmoClapFeatureExtractor
     from .onnx_export import OnnxExportError, export_onnx
     from .prediction import PredictionError
 
     try:
         report = export_onnx(args.model, args.out_dir, opset=args.opset, verify=not args.no_verify)
-    except (PredictionError, OnnxExportError) as error:
+        print(report.describe())
+        if args.quantize == "int8":
+            from .onnx_quantize import quantize_int8, read_check_audio
+
+            rate = GEmoClapFeatureExtractor.from_pretrained(args.out_dir).sampling_rate
+            extra = read_check_audio(args.check_audio, rate) if args.check_audio else None
+            print(quantize_int8(args.out_dir, extra, force=args.force).describe())
+    except (PredictionError, OnnxExportError, GEmoClapAudioError) as error:
         raise CommandError(str(error)) from error
-    print(report.describe())
     return 0
 
 
@@ -109,13 +118,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from ..feature_extraction_gemo_clap import GEmoClapAudioError
     from .bulk_prediction import collect_inputs
-    from .prediction import PredictionError, load_classifier, resolve_device
+    from .onnx_backend import load_backend
+    from .prediction import PredictionError, resolve_device
     from .throughput import format_throughput, measure_predict_throughput
 
     try:
         files = collect_inputs(args.paths, args.recursive)  # before the model loads: a wrong path fails at once
         resolve_device(args.device)
-        classifier, feature_extractor = load_classifier(args.model, args.device)
+        classifier, feature_extractor = load_backend(args.model, args.backend, args.device, args.threads)
         figures = measure_predict_throughput(
             classifier, feature_extractor, files, args.batch_size, args.repeats, args.device
         )
@@ -123,6 +133,19 @@ def _bench(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from error
     print(json.dumps(figures, indent=2) if args.json else format_throughput(figures))
     return 0
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch (default: --model is a trained model) or onnx (onnxruntime on the CPU: --model is an "
+        "export-onnx folder, or its model.int8.onnx for the int8 graph)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads of the backend (default: one per core)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print only the k best emotions (stdout and --json; the output file keeps every label)",
     )
     predict.add_argument("--json", action="store_true", help="print a JSON list, one object per file (no --output)")
+    _add_backend_options(predict)
     predict.add_argument("--quiet", "-q", action="store_true", help="no progress bar (failures are still reported)")
     add_segment_arguments(predict)
     predict.set_defaults(handler=_predict)
@@ -205,6 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     export.add_argument(
         "--no-verify", action="store_true", help="skip the onnxruntime check against PyTorch on a padded batch"
+    )
+    export.add_argument(
+        "--quantize",
+        choices=("int8",),
+        default=None,
+        help="also write model.int8.onnx (onnxruntime dynamic int8 quantisation of the MatMul/Gemm weights), after "
+        "checking its argmax agreement with the float32 graph (refused below 95%% unless --force)",
+    )
+    export.add_argument("--force", action="store_true", help="write the int8 graph even below the agreement threshold")
+    export.add_argument(
+        "--check-audio",
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="audio files, folders or manifests to add to the int8 check clips (default: synthetic speech only)",
     )
     export.set_defaults(handler=_export_onnx)
 
@@ -239,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
     bench.add_argument("--recursive", "-r", action="store_true", help="also search the folders' sub-folders")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    _add_backend_options(bench)
     bench.set_defaults(handler=_bench)
     add_app_command(commands)  # `gemo-clap app`: apps/app_cli.py
     return parser

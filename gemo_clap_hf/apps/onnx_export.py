@@ -42,6 +42,7 @@ ONNX_FILE = "model.onnx"
 LABELS_FILE = "gemo_clap_onnx.json"
 INPUT_NAMES = ("input_values", "audio_attention_mask")
 OUTPUT_NAMES = ("logits", "audio_embeds")
+_INPUT_DTYPES = (np.float32, np.int32)
 PARITY_TOLERANCE = 1e-4
 
 
@@ -194,11 +195,10 @@ def export_onnx(
 
 def _verify(classifier, feature_extractor, path: Path) -> float:
     import onnx
-    import onnxruntime
 
     onnx.checker.check_model(str(path))
     example = _example_inputs(feature_extractor, (2.3, 0.7, 1.4), seed=1)  # other batch size and lengths
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = make_session(path)
     logits = session.run(["logits"], example)[0]
     with torch.no_grad():
         expected = classifier(**{name: torch.from_numpy(value) for name, value in example.items()}).logits.numpy()
@@ -223,31 +223,50 @@ def windowed_logits(
     return (logit_scale * sums @ np.asarray(label_table, dtype=np.float64).T).astype(np.float32)
 
 
+def make_session(path: str | os.PathLike, threads: int | None = None, providers: list[str] | None = None):
+    """An onnxruntime session with every graph optimisation on; `threads` intra-op threads (None: one per core)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+
+
 class OnnxClassifier:
     """Run an exported folder with onnxruntime only (no text tower, no transformers model), long clips included.
 
     `OnnxClassifier(out_dir)(clips, sampling_rate=16000)` returns (clips, num_labels) emotion logits; clips longer
     than the feature extractor's `max_length_s` are windowed and their window embeddings averaged here, outside
     the graph. `gender_logits` does the same with the gender table (meaningful for ML-GEmo-CLAP models).
+    `graph` picks another graph of the folder (`model.int8.onnx`); `threads` sets onnxruntime's intra-op threads.
     """
 
-    def __init__(self, folder: str | os.PathLike, providers: list[str] | None = None):
-        import onnxruntime
-
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        graph: str = ONNX_FILE,
+    ):
         from ..feature_extraction_gemo_clap import GEmoClapFeatureExtractor
 
         folder = Path(folder)
-        self.session = onnxruntime.InferenceSession(
-            str(folder / ONNX_FILE), providers=providers or ["CPUExecutionProvider"]
-        )
+        self.session = make_session(folder / graph, threads, providers)
         self.feature_extractor = GEmoClapFeatureExtractor.from_pretrained(folder)
         self.tables = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))
         self.labels = self.tables["emotion_labels"]
 
+    def run_features(self, inputs) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, audio_embeds) of featurised inputs (numpy or torch tensors, as the feature extractor returns)."""
+        feed = {name: np.asarray(inputs[name], dtype=dtype) for name, dtype in zip(INPUT_NAMES, _INPUT_DTYPES)}
+        logits, embeds = self.session.run(list(OUTPUT_NAMES), feed)
+        return logits, embeds
+
     def _run(self, clips, sampling_rate):
         inputs = self.feature_extractor(clips, sampling_rate=sampling_rate, return_tensors="np")
-        logits, embeds = self.session.run(list(OUTPUT_NAMES), {name: inputs[name] for name in INPUT_NAMES})
-        return inputs, logits, embeds
+        return (inputs, *self.run_features(inputs))
 
     def _windowed(self, inputs, embeds, kind: str) -> np.ndarray:
         clip_index = inputs.get("clip_index")
@@ -255,19 +274,24 @@ class OnnxClassifier:
             clip_index = np.arange(len(embeds))
         return windowed_logits(
             embeds,
-            inputs["audio_attention_mask"].sum(-1),
-            clip_index,
+            np.asarray(inputs["audio_attention_mask"]).sum(-1),
+            np.asarray(clip_index),
             self.tables[f"{kind}_label_embeddings"],
             self.tables["logit_scale"],
         )
 
+    def clip_logits(self, inputs, logits: np.ndarray, embeds: np.ndarray, kind: str = "emotion") -> np.ndarray:
+        """One row of `kind` ("emotion" or "gender") logits per clip, from a run's outputs: the graph's emotion
+        logits as they are, window averages for windowed clips (`clip_index`) and for the gender table."""
+        if kind == "emotion" and "clip_index" not in inputs:
+            return logits
+        return self._windowed(inputs, embeds, kind)
+
     def __call__(self, clips, sampling_rate: int | None = None) -> np.ndarray:
-        inputs, logits, embeds = self._run(clips, sampling_rate)
-        return logits if "clip_index" not in inputs else self._windowed(inputs, embeds, "emotion")
+        return self.clip_logits(*self._run(clips, sampling_rate))
 
     def gender_logits(self, clips, sampling_rate: int | None = None) -> np.ndarray:
-        inputs, _, embeds = self._run(clips, sampling_rate)
-        return self._windowed(inputs, embeds, "gender")
+        return self.clip_logits(*self._run(clips, sampling_rate), kind="gender")
 
 
 __all__ = [
@@ -277,5 +301,6 @@ __all__ = [
     "OnnxClassifier",
     "OnnxExportError",
     "export_onnx",
+    "make_session",
     "windowed_logits",
 ]

@@ -221,6 +221,51 @@ def _score(classifier, inputs: dict, device: torch.device) -> tuple[torch.Tensor
     return emotion, gender
 
 
+class Scorer:
+    """What `iter_predictions` scores batches with: `scorer(inputs)` -> (emotion, gender or None) probabilities of
+    a featurised batch (long clips averaged over their windows), and the model's `config` (labels, loss type).
+
+    `TorchScorer` runs a `GEmoClapForAudioClassification`; `onnx_backend.OnnxScorer` an exported ONNX graph.
+    """
+
+    backend = "torch"
+    config = None
+    device = "cpu"
+    threads = 1
+
+    def __call__(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+
+class TorchScorer(Scorer):
+    """The torch backend: the classifier (moved to `device`, in evaluation mode) and one audio-tower pass."""
+
+    def __init__(self, classifier, device: str | torch.device | None = None):
+        target = resolve_device(device)
+        if target is not None:
+            classifier.to(target)
+        self.classifier, self.config = classifier.eval(), classifier.config
+        self.device = next(classifier.parameters()).device
+
+    @property
+    def threads(self) -> int:
+        return torch.get_num_threads()
+
+    def __call__(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return _score(self.classifier, inputs, self.device)
+
+
+def as_scorer(classifier, device: str | torch.device | None = None) -> Scorer:
+    """`classifier` as a `Scorer`: a torch classifier wrapped in `TorchScorer`, a scorer as it is (the onnx backend
+    runs on the CPU only, so another `device` is an error)."""
+    if not isinstance(classifier, Scorer):
+        return TorchScorer(classifier, device)
+    target = resolve_device(device)
+    if target is not None and target.type != "cpu":
+        raise PredictionError(f"--device {device}: the {classifier.backend} backend runs on the CPU; drop --device.")
+    return classifier
+
+
 def iter_predictions(
     classifier,
     feature_extractor,
@@ -233,19 +278,14 @@ def iter_predictions(
     """A `Prediction` or a `Failure` per file, as batches finish (shortest files first, not in input order).
 
     Files are batched `batch_size` at a time by similar length and decoded by `num_workers` background threads,
-    at most `num_workers + 1` batches ahead. `device` (default: where the classifier is) moves the classifier there;
-    the classifier is put in evaluation mode.
+    at most `num_workers + 1` batches ahead. `classifier` is a `GEmoClapForAudioClassification` (put in evaluation
+    mode and moved to `device`, default where it is) or a `Scorer` such as `onnx_backend.OnnxScorer`.
     Missing, unreadable, empty, NaN or too-short files come back as `Failure`s; the other files are still scored.
     """
     if top_k is not None and top_k < 1:
         raise PredictionError(f"top_k must be at least 1, got {top_k}.")
-    target = resolve_device(device)
-    if target is not None:
-        classifier.to(target)
-    classifier.eval()
-    device = next(classifier.parameters()).device
-    config = classifier.config
-    emotion_labels, gender_labels = list(config.emotion_labels), list(config.gender_labels)
+    scorer = as_scorer(classifier, device)
+    emotion_labels, gender_labels = list(scorer.config.emotion_labels), list(scorer.config.gender_labels)
     rate = feature_extractor.sampling_rate
     clips = [_Clip(str(path)) for path in paths]
     with ThreadPoolExecutor(max_workers=max(1, num_workers), thread_name_prefix="gemo-clap-decode") as pool:
@@ -266,7 +306,7 @@ def iter_predictions(
             yield from failures
             if not good:
                 continue
-            emotion, gender = _score(classifier, inputs, device)
+            emotion, gender = scorer(inputs)
             for row, clip in enumerate(good):
                 prediction = Prediction(
                     clip.file,
@@ -288,18 +328,26 @@ def predict_files(
     device: str | torch.device | None = None,
     top_k: int | None = None,
     num_workers: int = DEFAULT_NUM_WORKERS,
+    backend: str | None = None,
+    threads: int | None = None,
     segments: bool = False,
     **segment_options,
 ) -> Predictions:
     """Emotion scores for each file, batched by length (see `iter_predictions`); genders too for `loss_type="ml"`.
 
-    `segments=True` scores each file window by window instead (`segments.predict_segments`, options `window`,
-    `hop`, `vad`, `merge`) and returns one `SegmentedFile` per file.
+    `classifier` is a loaded classifier or `Scorer`, or a model folder / Hub id (with `backend="onnx"`: an
+    `export-onnx` folder or `.onnx` file, run by onnxruntime with `threads` intra-op threads) that is loaded here,
+    with its own feature extractor when `feature_extractor` is None. `segments=True` scores each file window by
+    window instead (`segments.predict_segments`, options `window`, `hop`, `vad`, `merge`) and returns one
+    `SegmentedFile` per file.
 
     Returns the predictions in input order; files that could not be classified are left out, logged as warnings
     and listed in the result's `failures`. A file longer than the feature extractor's `max_length_s` is scored on
     all its windows (`clip_index`). Each file's scores equal its one-at-a-time scores (`batch_size=1`) to 1e-4.
     """
+    from .onnx_backend import prepare_backend
+
+    classifier, feature_extractor = prepare_backend(classifier, feature_extractor, backend, device, threads)
     if segments:
         from .segments import predict_segments
 
@@ -338,6 +386,9 @@ __all__ = [
     "Prediction",
     "PredictionError",
     "Predictions",
+    "Scorer",
+    "TorchScorer",
+    "as_scorer",
     "check_files",
     "check_model_source",
     "format_predictions",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .audio_stream import cut_windows, stream_waveform
-from .prediction import DEFAULT_BATCH_SIZE, Failure, Prediction, PredictionError, _score, length_buckets, resolve_device
+from .prediction import DEFAULT_BATCH_SIZE, Failure, Prediction, PredictionError, as_scorer, length_buckets
 from .segment_cli import DEFAULT_HOP_S, DEFAULT_WINDOW_S
 
 POOL_BATCHES = 4  # windows are bucketed by length a pool of this many batches at a time
@@ -106,13 +106,12 @@ def _numbered(segments: list[Segment]) -> list[Segment]:
     return segments
 
 
-class _Scorer:
-    """Scores pools of windows of one file with a classifier: one audio-tower pass per length bucket."""
+class _WindowScorer:
+    """Scores pools of windows of one file with a `Scorer` (torch or onnx): one pass per length bucket."""
 
-    def __init__(self, classifier, feature_extractor, batch_size: int):
-        self.classifier, self.feature_extractor, self.batch_size = classifier, feature_extractor, batch_size
-        self.device = next(classifier.parameters()).device
-        config = classifier.config
+    def __init__(self, scorer, feature_extractor, batch_size: int):
+        self.scorer, self.feature_extractor, self.batch_size = scorer, feature_extractor, batch_size
+        config = scorer.config
         self.emotions, self.genders = list(config.emotion_labels), list(config.gender_labels)
 
     def score(self, file: str, windows: list[tuple[int, int]], clips: list[np.ndarray]) -> list[Segment]:
@@ -122,7 +121,7 @@ class _Scorer:
             inputs = self.feature_extractor(
                 [clips[i] for i in bucket], sampling_rate=rate, names=[file] * len(bucket), return_tensors="pt"
             )
-            emotion, gender = _score(self.classifier, inputs, self.device)
+            emotion, gender = self.scorer(inputs)
             for row, i in enumerate(bucket):
                 start, end = windows[i]
                 genders = None if gender is None else dict(zip(self.genders, map(float, gender[row])))
@@ -133,7 +132,7 @@ class _Scorer:
 
 
 def segment_file(
-    scorer: _Scorer, path: str, detector=None, hop_s: float = DEFAULT_HOP_S, window_s: float = DEFAULT_WINDOW_S
+    scorer: _WindowScorer, path: str, detector=None, hop_s: float = DEFAULT_HOP_S, window_s: float = DEFAULT_WINDOW_S
 ) -> SegmentedFile:
     """One file's segments (see the module docstring); raises `GEmoClapAudioError`/`OSError` for a bad file."""
     from ..data import audio_info
@@ -176,16 +175,12 @@ def iter_segmented_files(
     check_window(window, hop)
     if batch_size < 1:
         raise PredictionError(f"batch_size must be at least 1, got {batch_size}.")
-    target = resolve_device(device)
-    if target is not None:
-        classifier.to(target)
-    classifier.eval()
+    scorer = _WindowScorer(as_scorer(classifier, device), feature_extractor, batch_size)
     detector = None
     if vad:
         from .vad import SpeechDetector
 
         detector = SpeechDetector()
-    scorer = _Scorer(classifier, feature_extractor, batch_size)
     for path in map(str, paths):
         try:
             result = segment_file(scorer, path, detector, hop, window)

@@ -20,7 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .prediction import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, PredictionError, load_classifier, predict_files
+from .prediction import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_NUM_WORKERS,
+    PredictionError,
+    as_scorer,
+    load_classifier,
+    predict_files,
+)
 
 
 def measure_predict_throughput(
@@ -32,19 +39,21 @@ def measure_predict_throughput(
     device: str | torch.device | None = None,
     num_workers: int = DEFAULT_NUM_WORKERS,
 ) -> dict:
-    """Throughput of `predict_files` on `files` for each batch size (see the module docstring); a JSON-ready dict."""
+    """Throughput of `predict_files` on `files` for each batch size (see the module docstring); a JSON-ready dict.
+    `classifier` is a torch classifier or a `prediction.Scorer` (`onnx_backend.OnnxScorer`: the onnx backend)."""
     if not files:
         raise PredictionError("no audio files to time: name files, folders or manifests that hold some.")
     if repeats < 1 or min(batch_sizes, default=0) < 1:
         raise PredictionError(f"repeats and batch sizes must be at least 1, got {repeats} and {list(batch_sizes)}.")
-    predict_files(classifier, feature_extractor, files[: max(batch_sizes)], max(batch_sizes), device, num_workers=0)
+    classifier = as_scorer(classifier, device)
+    predict_files(classifier, feature_extractor, files[: max(batch_sizes)], max(batch_sizes), num_workers=0)
     times: dict[int, list[float]] = {size: [] for size in batch_sizes}
     probabilities: dict[int, np.ndarray] = {}
     classified = audio_seconds = 0
     for repeat in range(repeats):
         for size in batch_sizes if repeat % 2 == 0 else list(reversed(batch_sizes)):
             start = time.perf_counter()
-            predictions = predict_files(classifier, feature_extractor, files, size, device, num_workers=num_workers)
+            predictions = predict_files(classifier, feature_extractor, files, size, num_workers=num_workers)
             times[size].append(time.perf_counter() - start)
             probabilities[size] = np.array([list(p.probabilities.values()) for p in predictions])
             classified, audio_seconds = len(predictions), sum(p.duration for p in predictions)
@@ -52,7 +61,9 @@ def measure_predict_throughput(
         raise PredictionError("none of the files could be classified (see the warnings above): nothing to time.")
     reference = probabilities[batch_sizes[0]]
     figures = {
-        "device": str(next(classifier.parameters()).device),
+        "device": str(classifier.device),
+        "backend": classifier.backend,
+        "threads": classifier.threads,
         "files": len(files),
         "classified": classified,
         "audio_hours": audio_seconds / 3600,
@@ -77,7 +88,8 @@ def format_throughput(figures: dict) -> str:
     """One line per batch size: clips/s (median, slowest-fastest run) and the real-time factor."""
     lines = [
         f"{figures['classified']} of {figures['files']} files, {figures['audio_hours'] * 3600:.1f} s of audio, "
-        f"on {figures['device']} ({figures['torch_threads']} threads), median of {figures['repeats']} runs:"
+        f"on {figures['device']} ({figures['backend']} backend, {figures['threads']} threads), median of "
+        f"{figures['repeats']} runs:"
     ]
     for size, figure in figures["batch_sizes"].items():
         low, high = figure["clips_per_s_range"]
@@ -122,8 +134,10 @@ def measure_bulk_throughput(
         classifier, loaded_extractor = load_classifier(str(model_dir_or_classifier), device)
         feature_extractor = feature_extractor or loaded_extractor
     else:
-        classifier = model_dir_or_classifier.eval()
-    feature_extractor = feature_extractor or GEmoClapFeatureExtractor()
+        classifier = as_scorer(model_dir_or_classifier, device)  # a torch classifier or the onnx backend
+    feature_extractor = (
+        feature_extractor or getattr(classifier, "feature_extractor", None) or GEmoClapFeatureExtractor()
+    )
     with tempfile.TemporaryDirectory(prefix="gemo_clap_bulk_") as folder:
         files = write_test_clips(Path(folder), num_clips, min_s, max_s, feature_extractor.sampling_rate, seed)
         figures = measure_predict_throughput(
@@ -131,7 +145,7 @@ def measure_bulk_throughput(
         )
     one, batched = (figures["batch_sizes"][str(size)] for size in (1, batch_size))
     return {
-        **{key: figures[key] for key in ("device", "audio_hours", "repeats", "torch_threads")},
+        **{key: figures[key] for key in ("device", "backend", "threads", "audio_hours", "repeats", "torch_threads")},
         "clips": num_clips,
         "batch_size": batch_size,
         "one_at_a_time": one,
