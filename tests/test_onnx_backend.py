@@ -152,3 +152,21 @@ def test_int8_quantisation_reports_its_cost_and_refuses_below_the_threshold(grou
     int8 = OnnxScorer(report.path).runner(clips, sampling_rate=RATE)
     assert extractor.sampling_rate == RATE and not np.array_equal(fp32, int8)
     np.testing.assert_allclose(int8, fp32, atol=0.5)
+
+
+def test_segments_on_the_onnx_backend_equal_the_torch_segments(group_export, tmp_path):
+    """`predict --segments` scores its windows through the same Scorer seam: onnx rows equal torch rows."""
+    checkpoint, out_dir, _ = group_export
+    path = tmp_path / "long.wav"
+    sf.write(path, np.concatenate([random_clip(2.5, seed=7), random_clip(3.5, seed=8)]), RATE)
+    options = {"segments": True, "window": 1.5, "hop": 1.0, "batch_size": 4}
+    classifier, extractor = load_classifier(str(checkpoint))
+    [torch_file] = predict_files(classifier, extractor, [str(path)], **options)
+    [onnx_file] = predict_files(str(out_dir), None, [str(path)], backend="onnx", **options)
+    assert len(onnx_file.segments) == len(torch_file.segments) >= 5
+    for ours, theirs in zip(onnx_file.segments, torch_file.segments):
+        assert (ours.start, ours.end) == (theirs.start, theirs.end)
+        np.testing.assert_allclose(list(ours.probabilities.values()), list(theirs.probabilities.values()), atol=1e-4)
+        np.testing.assert_allclose(
+            list(ours.gender_probabilities.values()), list(theirs.gender_probabilities.values()), atol=1e-4
+        )

@@ -110,13 +110,32 @@ def test_the_bulk_commands_run_as_written(workdir):
     assert "3 of 3 files" in done.stdout and "batch   1:" in done.stdout and "batch  16:" in done.stdout
 
 
-def test_the_export_block_names_a_real_extra_and_valid_flags():
+def test_the_onnx_block_exports_and_predicts_with_onnxruntime(workdir, group_export):
+    """The export itself runs once per session (tests/onnx_fixtures.py, through the same CLI with `--quantize int8`);
+    the README's export folder `onnx/` is that export, and both predict commands run on it as written."""
     [block] = blocks("bash", "export-onnx")
-    install, export = commands(block)
+    install, export, *predicts = commands(block)
     assert install == ["pip", "install", "gemo-clap-hf[onnx]"]
     assert re.search(r"^onnx = \[", (REPO / "pyproject.toml").read_text(), re.M)
-    args = build_parser().parse_args(export[1:])  # the export itself runs in tests/test_onnx_export.py
-    assert args.command == "export-onnx" and args.model == HUB_ID and args.out_dir == "onnx/"
+    args = build_parser().parse_args(export[1:])
+    assert (args.command, args.model, args.out_dir, args.quantize) == ("export-onnx", HUB_ID, "onnx/", "int8")
+    _, out_dir, printed = group_export
+    assert "agreement" in printed and (out_dir / "model.int8.onnx").is_file()
+    assert len(predicts) == 2
+    for argv in predicts:
+        argv = [
+            str(CONSOLE_SCRIPT),
+            *(a.replace("onnx/", f"{out_dir}/", 1) if a.startswith("onnx/") else a for a in argv[1:]),
+        ]
+        done = run_in(workdir, argv)
+        assert done.returncode == 0, describe(done)
+        output = workdir / argv[argv.index("--output") + 1]
+        with open(output, newline="") as handle:
+            assert sorted(Path(row["file"]).name for row in csv.DictReader(handle)) == [
+                "call0.wav",
+                "call1.wav",
+                "call2.wav",
+            ]
 
 
 def test_the_fine_tuning_command_trains_and_the_folder_loads_in_a_pipeline(tmp_path):
