@@ -154,7 +154,7 @@ def test_int8_quantisation_reports_its_cost_and_refuses_below_the_threshold(grou
     np.testing.assert_allclose(int8, fp32, atol=0.5)
 
 
-def test_segments_on_the_onnx_backend_equal_the_torch_segments(group_export, tmp_path):
+def test_segments_on_the_onnx_backend_equal_the_torch_segments(capsys, group_export, tmp_path):
     """`predict --segments` scores its windows through the same Scorer seam: onnx rows equal torch rows."""
     checkpoint, out_dir, _ = group_export
     path = tmp_path / "long.wav"
@@ -169,4 +169,15 @@ def test_segments_on_the_onnx_backend_equal_the_torch_segments(group_export, tmp
         np.testing.assert_allclose(list(ours.probabilities.values()), list(theirs.probabilities.values()), atol=1e-4)
         np.testing.assert_allclose(
             list(ours.gender_probabilities.values()), list(theirs.gender_probabilities.values()), atol=1e-4
+        )
+    output = tmp_path / "segments.csv"
+    argv = ["predict", "--backend", "onnx", "--model", str(out_dir), str(path), "--segments", "-o", str(output)]
+    assert main([*argv, "--window", "1.5", "--hop", "1.0", "-q"]) == 0
+    capsys.readouterr()
+    with open(output, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(row["start"]) for row in rows] == [segment.start for segment in torch_file.segments]
+    for row, theirs in zip(rows, torch_file.segments):
+        np.testing.assert_allclose(
+            [float(row[k]) for k in theirs.probabilities], list(theirs.probabilities.values()), atol=1e-4
         )

@@ -48,7 +48,16 @@ def run_segment_predict(args: argparse.Namespace) -> int:
 
     options = SegmentOptions(args.window, args.hop, args.vad, args.merge, args.plot)
     results, summary = run_segments(
-        args.model, args.paths, options, args.output, args.batch_size, args.device, args.recursive, args.quiet
+        args.model,
+        args.paths,
+        options,
+        args.output,
+        args.batch_size,
+        args.device,
+        args.recursive,
+        args.quiet,
+        backend=args.backend,
+        threads=args.threads,
     )
     if args.output is None:
         if args.json:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bulk_prediction import OUTPUT_FORMATS, ResultWriter, Summary, _parse_line, _Progress, collect_inputs, tally
-from .prediction import PredictionError, load_classifier, resolve_device
+from .onnx_backend import load_backend
+from .prediction import PredictionError, resolve_device
 from .segments import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SegmentedFile, check_window, iter_segmented_files, merge_segments
 
 
@@ -107,6 +108,8 @@ def run_segments(
     device: str | None = None,
     recursive: bool = False,
     quiet: bool = False,
+    backend: str = "torch",
+    threads: int | None = None,
 ) -> tuple[list[SegmentedFile], Summary]:
     """Segment every file named by `paths`; stream rows to `output` (resuming it) or return them; draw `plot`."""
     check_window(options.window, options.hop)
@@ -125,7 +128,7 @@ def run_segments(
             raise PredictionError(
                 "--vad needs silero-vad: pip install 'gemo-clap-hf[app]' (or: pip install silero-vad)."
             )
-    classifier, feature_extractor = load_classifier(model, device)
+    classifier, feature_extractor = load_backend(model, backend, device, threads)  # torch, or an onnx export
     writer = SegmentWriter(Path(output), segment_columns(classifier.config)) if output else None
     summary = Summary(total=len(files))
     if writer is not None:
