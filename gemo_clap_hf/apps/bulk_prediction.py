@@ -281,6 +281,21 @@ def tally(result, summary: Summary, progress: _Progress) -> bool:
     return True
 
 
+def check_output_name(output: str | None) -> None:
+    """An `--output` must name a .csv or .jsonl file: checked before the model loads."""
+    if output is not None and OUTPUT_FORMATS.get(Path(output).suffix.lower()) is None:
+        raise PredictionError(f"--output {output!r}: name a .csv or .jsonl file (the format follows the extension).")
+
+
+def pending_files(writer, files: list[str]) -> tuple[Summary, list[str]]:
+    """The run's `Summary` and the files still to do: those the output file (`writer`, resumed) lacks."""
+    summary = Summary(total=len(files))
+    if writer is not None:
+        todo = [file for file in files if not writer.is_done(file)]
+        summary.already_done, files = len(files) - len(todo), todo
+    return summary, files
+
+
 def run_predict(
     model: str,
     paths: Sequence[str],
@@ -307,15 +322,10 @@ def run_predict(
         raise PredictionError(f"--batch-size must be at least 1, got {batch_size}.")
     files = collect_inputs(paths, recursive)  # before the model loads: a wrong path fails in milliseconds
     resolve_device(device)
-    if output is not None and OUTPUT_FORMATS.get(Path(output).suffix.lower()) is None:
-        raise PredictionError(f"--output {output!r}: name a .csv or .jsonl file (the format follows the extension).")
+    check_output_name(output)
     classifier, feature_extractor = load_backend(model, backend, device, threads)
     writer = ResultWriter(Path(output), output_columns(classifier.config)) if output else None
-    summary = Summary(total=len(files))
-    if writer is not None:
-        todo = [file for file in files if not writer.is_done(file)]
-        summary.already_done = len(files) - len(todo)
-        files = todo
+    summary, files = pending_files(writer, files)
     progress = _Progress(len(files), quiet)
     if writer is not None and writer.repaired:
         progress.report(f"gemo-clap predict: {output}: cut off a half-written last line (its file is classified again)")

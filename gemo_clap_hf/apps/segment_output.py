@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bulk_prediction import OUTPUT_FORMATS, ResultWriter, Summary, _parse_line, _Progress, collect_inputs, tally
+from .bulk_prediction import (
+    ResultWriter,
+    Summary,
+    _parse_line,
+    _Progress,
+    check_output_name,
+    collect_inputs,
+    pending_files,
+    tally,
+)
 from .onnx_backend import load_backend
 from .prediction import PredictionError, resolve_device
 from .segments import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SegmentedFile, check_window, iter_segmented_files, merge_segments
@@ -117,8 +126,7 @@ def run_segments(
         raise PredictionError(f"--batch-size must be at least 1, got {batch_size}.")
     files = collect_inputs(paths, recursive)
     resolve_device(device)
-    if output is not None and OUTPUT_FORMATS.get(Path(output).suffix.lower()) is None:
-        raise PredictionError(f"--output {output!r}: name a .csv or .jsonl file (the format follows the extension).")
+    check_output_name(output)
     if options.plot is not None and len(files) != 1:
         raise PredictionError(f"--plot draws one recording's timeline; {len(files)} files were given: pass one file.")
     if options.vad:
@@ -130,10 +138,7 @@ def run_segments(
             )
     classifier, feature_extractor = load_backend(model, backend, device, threads)  # torch, or an onnx export
     writer = SegmentWriter(Path(output), segment_columns(classifier.config)) if output else None
-    summary = Summary(total=len(files))
-    if writer is not None:
-        todo = [file for file in files if not writer.is_done(file)]
-        summary.already_done, files = len(files) - len(todo), todo
+    summary, files = pending_files(writer, files)
     progress = _SegmentProgress(len(files), quiet)
     if writer is not None and writer.repaired:
         progress.report(f"gemo-clap predict: {output}: cut off the rows of a file that was not finished (it is redone)")
