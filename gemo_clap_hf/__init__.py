@@ -16,7 +16,12 @@ from transformers import (
 from .configuration_gemo_clap import GEmoClapConfig
 from .feature_extraction_gemo_clap import GEmoClapAudioError, GEmoClapFeatureExtractor
 from .loss_gemo_clap import gemo_clap_loss
-from .modeling_gemo_clap import GEmoClapForAudioClassification, GEmoClapModel, GEmoClapOutput
+from .modeling_gemo_clap import (
+    GEmoClapClassifierOutput,
+    GEmoClapForAudioClassification,
+    GEmoClapModel,
+    GEmoClapOutput,
+)
 from .pipelines import register_pipelines
 from .processing_gemo_clap import GEmoClapProcessor
 
@@ -55,6 +60,7 @@ __all__ = [
     "GEmoClapModel",
     "GEmoClapForAudioClassification",
     "GEmoClapOutput",
+    "GEmoClapClassifierOutput",
     "GEmoClapFeatureExtractor",
     "GEmoClapProcessor",
     "GEmoClapAudioError",

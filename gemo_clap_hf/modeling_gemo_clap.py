@@ -601,6 +601,23 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         )
 
 
+@dataclass
+class GEmoClapClassifierOutput(SequenceClassifierOutput):
+    """What `GEmoClapForAudioClassification.forward` returns: the one scoring contract of the package (the pipelines,
+    the inference engine, the ONNX export, the app and the bench all read it).
+
+    Args:
+        loss: `()` cross-entropy of `logits` against `labels`, when given.
+        logits: `(clips, num_labels)` s_a-scaled similarities to each emotion prompt, in `config.id2label` order.
+        gender_logits: `(clips, num_genders)` the same for the gender prompts; ML-GEmo-CLAP models only (None else).
+        audio_embeds: `(clips, projection_dim)` the L2-normalised audio embeddings (windows averaged per clip).
+        hidden_states, attentions: the audio tower's, on request.
+    """
+
+    gender_logits: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+
+
 def _pad_frames(tensor: torch.Tensor, frames: int, dims: tuple[int, ...]) -> torch.Tensor:
     """Zero-pad `tensor` at the end of each of `dims` to `frames`."""
     pad = [0] * (2 * tensor.ndim)  # nn.functional.pad lists the last dimension first
@@ -681,7 +698,7 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
-    ) -> SequenceClassifierOutput:
+    ) -> GEmoClapClassifierOutput:
         """Logits `(clips, num_labels)` = s_a · similarity to each emotion prompt, in `config.id2label` order;
         cross-entropy with `labels`.
 
@@ -700,13 +717,20 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
             output_attentions=output_attentions,
             return_dict=True,
         )
-        logits = self.label_logits(audio_output.pooler_output, "emotion")
+        audio_embeds = audio_output.pooler_output
+        logits = self.label_logits(audio_embeds, "emotion")
+        gender_logits = self.label_logits(audio_embeds, "gender") if self.config.loss_type == "ml" else None
         loss = None
         if labels is not None:
             _assert_label_range("labels", labels, len(self.config.emotion_labels))
             loss = nn.functional.cross_entropy(logits.float(), labels)
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=audio_output.hidden_states, attentions=audio_output.attentions
+        return GEmoClapClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=audio_output.hidden_states,
+            attentions=audio_output.attentions,
+            gender_logits=gender_logits,
+            audio_embeds=audio_embeds,
         )
 
 
@@ -721,4 +745,10 @@ def _one_audio_mask(audio_attention_mask: torch.Tensor | None, attention_mask: t
     return audio_attention_mask
 
 
-__all__ = ["GEmoClapModel", "GEmoClapForAudioClassification", "GEmoClapOutput", "GEmoClapPreTrainedModel"]
+__all__ = [
+    "GEmoClapModel",
+    "GEmoClapForAudioClassification",
+    "GEmoClapClassifierOutput",
+    "GEmoClapOutput",
+    "GEmoClapPreTrainedModel",
+]

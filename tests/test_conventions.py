@@ -77,7 +77,7 @@ def test_return_dict_false_gives_tuples_in_the_documented_order(tiny_checkpoint,
         loss, logits_per_audio, logits_per_text, audio_embeds, text_embeds, audio_tower = dual(
             **audio, **labels, return_dict=False
         )
-        (logits,) = classifier(**audio, return_dict=False)
+        logits, classifier_embeds = classifier(**audio, return_dict=False)  # SL: no gender_logits
     last_hidden_state, pooled = audio_tower  # the audio tower's output, as a tuple too (no hidden states asked)
     assert torch.equal(last_hidden_state, out.audio_model_output.last_hidden_state) and torch.equal(
         pooled, audio_embeds
@@ -85,6 +85,7 @@ def test_return_dict_false_gives_tuples_in_the_documented_order(tiny_checkpoint,
     assert torch.equal(loss, out.loss) and torch.equal(logits_per_audio, out.logits_per_audio)
     assert torch.equal(audio_embeds, out.audio_embeds) and torch.equal(text_embeds, out.text_embeds)
     assert torch.equal(logits_per_text, out.logits_per_text) and torch.equal(logits, classifier(**audio).logits)
+    assert torch.allclose(classifier_embeds, audio_embeds, atol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [GEmoClapModel, GEmoClapForAudioClassification])
