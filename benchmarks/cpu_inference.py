@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gemo_clap_hf.apps.onnx_backend import OnnxScorer
-from gemo_clap_hf.apps.onnx_export import ONNX_FILE, export_onnx, make_session
-from gemo_clap_hf.apps.onnx_quantize import INT8_FILE, quantize_int8
-from gemo_clap_hf.apps.prediction import predict_files
-from gemo_clap_hf.apps.throughput import write_test_clips
+from gemo_clap_hf.cli.bench import write_test_clips
 from gemo_clap_hf.feature_extraction_gemo_clap import GEmoClapFeatureExtractor
+from gemo_clap_hf.inference.backends import OnnxScorer
+from gemo_clap_hf.inference.engine import predict_files
+from gemo_clap_hf.inference.onnx_export import ONNX_FILE, export_onnx
+from gemo_clap_hf.inference.onnx_quantize import INT8_FILE, quantize_int8
+from gemo_clap_hf.inference.onnx_runtime import make_session
 
 from .measure import interleaved_times
 from .settings import SAMPLING_RATE, Settings
@@ -213,7 +214,7 @@ def _demo_model(settings: Settings, scratch: Path) -> tuple[Path, Path]:
                 f"--demo_model {model}: expected the `model` folder of `gemo-clap demo`, its corpus beside it."
             )
         return model, corpus
-    from gemo_clap_hf.apps.demo import run_demo
+    from gemo_clap_hf.demo.run import run_demo
 
     result = run_demo(scratch / "demo", fast=settings.size == "tiny", report=False)
     return result.model_dir, scratch / "demo" / "corpus"
@@ -225,9 +226,9 @@ def held_out_agreement(model_dir: Path, folder: Path, corpus: Path, batch_size: 
     float32 (and of float32 with torch), each backend's UAR."""
     from sklearn.metrics import balanced_accuracy_score  # UAR is balanced accuracy
 
-    from gemo_clap_hf.apps.demo import TEST_SESSION
-    from gemo_clap_hf.apps.prediction import load_classifier
     from gemo_clap_hf.data import load_corpus
+    from gemo_clap_hf.demo.run import TEST_SESSION
+    from gemo_clap_hf.inference.backends import load_classifier
 
     rows = load_corpus("synthetic", corpus, sessions=(int(TEST_SESSION),))
     files, truth = list(rows["audio"]), list(rows["emotion"])

@@ -133,7 +133,7 @@ class LengthGroupedTrainer(Trainer):
     """The stock Trainer with GEmoClapTrainer's training sampler, so that both runs see the same batches."""
 
     def _get_train_sampler(self, train_dataset=None):
-        from gemo_clap_hf.data.batching import length_grouped_sampler
+        from gemo_clap_hf.training.batching import length_grouped_sampler
 
         sampler = length_grouped_sampler(train_dataset if train_dataset is not None else self.train_dataset, self.args)
         return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
@@ -145,7 +145,7 @@ def _save_towers(folder: Path, size: str, audio_preset: str, seed: int) -> tuple
     tokenizer (its ids all fall inside the vocabulary)."""
     from transformers import AutoModel
 
-    from gemo_clap_hf.apps.random_towers import speech_tower_config, text_tower_config, train_prompt_tokenizer
+    from gemo_clap_hf.demo.towers import speech_tower_config, text_tower_config, train_prompt_tokenizer
 
     full = size != "tiny"
     torch.manual_seed(seed)
@@ -283,7 +283,7 @@ def _gemo_clap_run(model_args, data_args, training_args, data, processor, device
 def _wavlm_classifier_run(model_args, data_args, training_args, data, processor, device, steps):
     """`AutoModelForAudioClassification` on the same speech-tower folder, same arguments, batches and collator."""
     from gemo_clap_hf.configuration_gemo_clap import GEmoClapConfig
-    from gemo_clap_hf.data.batching import GEmoClapDataCollator
+    from gemo_clap_hf.training.batching import GEmoClapDataCollator
 
     # The collator reads the label sets and the loss type from a GEmo-CLAP config, as in the GEmo-CLAP run.
     config = GEmoClapConfig(emotion_labels=tuple(data.labels), loss_type=model_args.loss_type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gemo_clap_hf.apps.throughput import measure_bulk_throughput
+from gemo_clap_hf.cli.bench import measure_bulk_throughput
 
 from .measure import interleaved_times, ratio_figure
 from .settings import Settings, autocast
@@ -41,7 +41,7 @@ def measure_inference_overhead(settings: Settings, classifier, batch: dict, warm
 
 
 def measure_bulk_inference(settings: Settings, classifier) -> dict:
-    """`gemo-clap predict`'s path (apps/prediction.py) on WAV files: clips/s batched vs one at a time."""
+    """`gemo-clap predict`'s path (gemo_clap_hf/inference/engine.py) on WAV files: clips/s batched vs one at a time."""
     options = {"num_clips": 4 * settings.batch_size, "min_s": 1.0, "max_s": 8.0}
     if settings.size == "tiny":  # the smoke test: a few short clips, decoded in-process
         options = {"num_clips": 2 * settings.batch_size, "min_s": 0.3, "max_s": 0.6, "num_workers": 0}

@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import torch
 
-from gemo_clap_hf.data.batching import EpochSeededLengthGroupedSampler
+from gemo_clap_hf.training.batching import EpochSeededLengthGroupedSampler
 
 from .settings import DURATION_MEDIAN_S, DURATION_SIGMA, NUM_CLIPS, TARGETS, TRAIN_BATCH_SIZE, Settings
 from .workload import iemocap_like_lengths

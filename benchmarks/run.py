@@ -34,7 +34,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-from gemo_clap_hf.apps.random_towers import train_prompt_tokenizer
+from gemo_clap_hf.demo.towers import train_prompt_tokenizer
 
 from .inference import measure_bulk_inference, run_inference_figures
 from .padding import measure_padding_efficiency

@@ -21,7 +21,7 @@ NUM_CLIPS, TRAIN_BATCH_SIZE = sum(IEMOCAP_CLASS_COUNTS.values()), 32
 # Training clips are cropped to this length by default (`--max_duration_s`), so no training batch is longer.
 TRAIN_CROP_S = 20.0
 MIN_CLIP_SAMPLES = 1600  # 0.1 s: above the towers' receptive field (400 samples) when --quick shrinks durations
-# Speech-tower presets (apps/random_towers.py) per `--size`; the text tower is RoBERTa base for every size.
+# Speech-tower presets (gemo_clap_hf/demo/towers.py) per `--size`; the text tower is RoBERTa base for every size.
 AUDIO_PRESETS = {"tiny": "wavlm-base-plus", "base": "wavlm-base-plus", "large": "wavlm-large"}
 SMALL_BATCH = {"full": (4, 3.0), "quick": (2, 0.5)}
 FIGURES = (

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from gemo_clap_hf.apps.random_towers import speech_tower_config, text_tower_config
 from gemo_clap_hf.configuration_gemo_clap import GEmoClapConfig
+from gemo_clap_hf.demo.towers import speech_tower_config, text_tower_config
 from gemo_clap_hf.modeling_gemo_clap import GEmoClapForAudioClassification
 
 from .settings import (

@@ -25,7 +25,7 @@ from .modeling_gemo_clap import (
 from .pipelines import register_pipelines
 from .processing_gemo_clap import GEmoClapProcessor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def _register() -> None:
@@ -49,7 +49,7 @@ _register()
 def __getattr__(name):
     # The trainer pulls in accelerate/datasets; import it only when asked for.
     if name in ("GEmoClapTrainer", "GEmoClapDataCollator"):
-        from . import trainer
+        from .training import trainer
 
         return getattr(trainer, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

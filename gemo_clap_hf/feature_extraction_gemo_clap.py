@@ -15,19 +15,14 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType
 
+from .errors import GEmoClapAudioError
+
 # Float audio is expected in [-1, 1]; int PCM cast to float (up to 2**15 or 2**31) still normalises fine. A larger peak
 # is not audio as given (bytes read with the wrong dtype, uninitialised memory) and would overflow float32 maths.
 MAX_ABS_AMPLITUDE = float(2**31)
 # Long clips are cut into windows of this many seconds: every IEMOCAP utterance but a handful fits in one, and a
 # window's self-attention (1,500 frames) stays small; a 10-minute file costs 20 windows, not a 30,000² attention map.
 DEFAULT_MAX_LENGTH_S = 30.0
-
-
-class GEmoClapAudioError(ValueError):
-    """A clip that cannot be classified as given (empty, NaN, too short, ...).
-
-    The message names the clip and the fix.
-    """
 
 
 def _clip_name(name: str | None) -> str:

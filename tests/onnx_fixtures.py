@@ -18,8 +18,8 @@ _EXPORTS: dict[str, tuple[Path, Path, str]] = {}
 
 def export_tower(norm: str, tmp_path_factory) -> tuple[Path, Path, str]:
     """(checkpoint, export folder, what the export printed) for `norm`, exported once per session."""
-    from gemo_clap_hf.apps.cli import main
-    from gemo_clap_hf.apps.onnx_export import export_onnx
+    from gemo_clap_hf.cli.main import main
+    from gemo_clap_hf.inference.onnx_export import export_onnx
 
     if norm not in _EXPORTS:
         folder = tmp_path_factory.mktemp(f"onnx_{norm}")

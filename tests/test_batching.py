@@ -16,7 +16,7 @@ from transformers import TrainingArguments
 from transformers.utils import logging as hf_logging
 
 from gemo_clap_hf import GEmoClapDataCollator, GEmoClapFeatureExtractor, GEmoClapModel, GEmoClapTrainer
-from gemo_clap_hf.data.batching import EpochCallback, EpochSeededLengthGroupedSampler, length_grouped_sampler
+from gemo_clap_hf.training.batching import EpochCallback, EpochSeededLengthGroupedSampler, length_grouped_sampler
 
 RATE = 16000
 EMOTIONS = ("neutral", "happy", "sad", "angry")

@@ -28,7 +28,7 @@ from benchmarks.workload import (
     training_step,
     varied_lengths,
 )
-from gemo_clap_hf.apps.random_towers import train_prompt_tokenizer
+from gemo_clap_hf.demo.towers import train_prompt_tokenizer
 
 SCRIPT = Path(__file__).parents[1] / "training_scripts" / "benchmark.py"
 QUICK_FIGURES = [name for name in FIGURES if name != "bulk_inference"]

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from tiny_models import random_clip, save_tiny_checkpoint
 
-from gemo_clap_hf.apps.cli import main
+from gemo_clap_hf.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_console_script_is_declared():
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
-    assert scripts.get("gemo-clap") == "gemo_clap_hf.apps.cli:main"
+    assert scripts.get("gemo-clap") == "gemo_clap_hf.cli.main:main"
 
 
 def test_predict_prints_a_label_from_id2label_per_file(capsys, tiny_checkpoint, wav_files):
@@ -116,7 +116,7 @@ def test_synth_corpus_writes_the_iemocap_layout(capsys, tmp_path):
 
 def test_help_lists_every_sub_command():
     result = subprocess.run(
-        [sys.executable, "-m", "gemo_clap_hf.apps.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "gemo_clap_hf.cli.main", "--help"], capture_output=True, text=True, check=True
     )
     for command in ("synth-corpus", "predict", "export-onnx", "demo", "bench"):
         assert command in result.stdout

@@ -11,8 +11,8 @@ pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnx, onnxruntime, 
 from benchmarks.cpu_inference import held_out_agreement, measure_bulk, measure_forward, verdicts  # noqa: E402
 from benchmarks.settings import OPTIONAL_FIGURES, parse_args  # noqa: E402
 from gemo_clap_hf import GEmoClapForAudioClassification  # noqa: E402
-from gemo_clap_hf.apps.onnx_quantize import INT8_FILE  # noqa: E402
 from gemo_clap_hf.data.synthetic import generate_corpus  # noqa: E402
+from gemo_clap_hf.inference.onnx_quantize import INT8_FILE  # noqa: E402
 
 SIDES = ("pytorch_tower", "pytorch_classifier", "onnx_fp32", "onnx_int8")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gemo_clap_hf.apps.demo import LEARNING, TEST_SESSION, model_arguments, run_demo, training_arguments
 from gemo_clap_hf.data import load_corpus
 from gemo_clap_hf.data.synthetic import generate_corpus
+from gemo_clap_hf.demo.run import LEARNING, TEST_SESSION, model_arguments, run_demo, training_arguments
 
 # apps/demo.LEARNING: the demo's small towers on a third of its corpus, 1 s crops (tiny towers or fewer clips stay
 # at chance within such a budget).

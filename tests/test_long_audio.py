@@ -167,7 +167,8 @@ def test_predict_files_scores_every_window_of_a_long_file(tiny_checkpoint, model
 
     import soundfile as sf
 
-    from gemo_clap_hf.apps.prediction import load_classifier, predict_files
+    from gemo_clap_hf.inference.backends import load_classifier
+    from gemo_clap_hf.inference.engine import predict_files
 
     # A voiced first window, then noise: the first window alone embeds far from the whole file.
     noise = 0.3 * np.random.default_rng(0).standard_normal(int(7.5 * RATE)).astype(np.float32)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.long_recordings import change_figures
-from gemo_clap_hf.apps.vad import vad_available
-from gemo_clap_hf.data.synthetic_recording import Span
+from gemo_clap_hf.data.synthetic.recording import Span
+from gemo_clap_hf.inference.vad import vad_available
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ from tiny_models import random_clip, tiny_audio_config, tiny_processor, tiny_tex
 
 from benchmarks.sync_audit import PACKAGE_DIR, SyncRecorder
 from gemo_clap_hf import GEmoClapConfig, GEmoClapDataCollator, GEmoClapModel
-from gemo_clap_hf.apps import random_towers
+from gemo_clap_hf.demo import towers as random_towers
 
 # The keys a collator batch holds for training (no prompts: the model holds the label-prompt table).
 COLLATOR_KEYS = ("input_values", "audio_attention_mask", "clip_index", "emotion_labels", "gender_labels")

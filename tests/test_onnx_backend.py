@@ -21,11 +21,12 @@ pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 pytest.importorskip("onnxscript", reason="the [onnx] extra is not installed")
 
 from gemo_clap_hf import GEmoClapFeatureExtractor  # noqa: E402
-from gemo_clap_hf.apps.cli import main  # noqa: E402
-from gemo_clap_hf.apps.onnx_backend import OnnxScorer  # noqa: E402
-from gemo_clap_hf.apps.onnx_export import OnnxExportError  # noqa: E402
-from gemo_clap_hf.apps.onnx_quantize import INT8_FILE, quantize_int8  # noqa: E402
-from gemo_clap_hf.apps.prediction import PredictionError, load_classifier, predict_files  # noqa: E402
+from gemo_clap_hf.cli.main import main  # noqa: E402
+from gemo_clap_hf.errors import OnnxExportError, PredictionError  # noqa: E402
+from gemo_clap_hf.inference.backends import OnnxScorer, load_classifier  # noqa: E402
+from gemo_clap_hf.inference.engine import predict_files, predict_segments  # noqa: E402
+from gemo_clap_hf.inference.onnx_quantize import INT8_FILE, quantize_int8  # noqa: E402
+from gemo_clap_hf.inference.segments import SegmentOptions  # noqa: E402
 
 RATE = 16000
 WINDOW_S = 1.0  # the tests' max_length_s: the 2.6 s and 1.7 s files are cut into windows
@@ -159,10 +160,10 @@ def test_segments_on_the_onnx_backend_equal_the_torch_segments(capsys, group_exp
     checkpoint, out_dir, _ = group_export
     path = tmp_path / "long.wav"
     sf.write(path, np.concatenate([random_clip(2.5, seed=7), random_clip(3.5, seed=8)]), RATE)
-    options = {"segments": True, "window": 1.5, "hop": 1.0, "batch_size": 4}
+    options = {"options": SegmentOptions(window=1.5, hop=1.0), "batch_size": 4}
     classifier, extractor = load_classifier(str(checkpoint))
-    [torch_file] = predict_files(classifier, extractor, [str(path)], **options)
-    [onnx_file] = predict_files(str(out_dir), None, [str(path)], backend="onnx", **options)
+    [torch_file] = predict_segments(classifier, extractor, [str(path)], **options)
+    [onnx_file] = predict_segments(str(out_dir), None, [str(path)], backend="onnx", **options)
     assert len(onnx_file.segments) == len(torch_file.segments) >= 5
     for ours, theirs in zip(onnx_file.segments, torch_file.segments):
         assert (ours.start, ours.end) == (theirs.start, theirs.end)

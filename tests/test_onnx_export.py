@@ -12,15 +12,17 @@ import pytest
 import torch
 from tiny_models import random_clip, save_tiny_checkpoint, tiny_config
 
-from gemo_clap_hf import GEmoClapConfig, GEmoClapFeatureExtractor, GEmoClapForAudioClassification
-from gemo_clap_hf.apps.cli import main
+from gemo_clap_hf import GEmoClapConfig, GEmoClapFeatureExtractor, GEmoClapForAudioClassification  # noqa: E402
+from gemo_clap_hf.cli.main import main  # noqa: E402
 
 onnx = pytest.importorskip("onnx", reason="the [onnx] extra (onnx, onnxruntime, onnxscript) is not installed")
 numpy_helper = pytest.importorskip("onnx.numpy_helper", reason="the [onnx] extra is not installed")
 onnxruntime = pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 pytest.importorskip("onnxscript", reason="the [onnx] extra is not installed")
 
-from gemo_clap_hf.apps.onnx_export import OnnxClassifier, OnnxExportError, export_onnx  # noqa: E402
+from gemo_clap_hf.errors import OnnxExportError  # noqa: E402
+from gemo_clap_hf.inference.onnx_export import export_onnx  # noqa: E402
+from gemo_clap_hf.inference.onnx_runtime import OnnxClassifier  # noqa: E402
 
 RATE = 16000
 # Batches of other sizes and lengths than the export's example (2 clips of 1.0 s and 0.6 s).
@@ -73,10 +75,12 @@ def test_the_label_table_is_folded_in_and_the_json_files_travel(exported):
     text = config.text_config
     assert (text.vocab_size, text.hidden_size) not in shapes  # no word embeddings: no text tower in the graph
     classifier = GEmoClapForAudioClassification.from_pretrained(checkpoint).eval()
-    with torch.no_grad():  # the emotion label table, scaled by the audio temperature, is a constant of the graph
-        table = (classifier.gemo_clap.logit_scales[0] * classifier.label_embeddings("emotion")).numpy()
+    with torch.no_grad():  # the emotion label table is a constant of the graph (scaled by s_a, or with s_a beside it)
+        unscaled = classifier.label_embeddings("emotion").numpy()
+        scaled = classifier.gemo_clap.logit_scales[0].numpy() * unscaled
     constants = [numpy_helper.to_array(t) for t in model.graph.initializer if len(t.dims) == 2]
-    assert any(c.shape == m.shape and np.allclose(c, m, atol=1e-6) for c in constants for m in (table, table.T))
+    tables = (unscaled, unscaled.T, scaled, scaled.T)
+    assert any(c.shape == m.shape and np.allclose(c, m, atol=1e-6) for c in constants for m in tables)
     assert config.id2label == {0: "neutral", 1: "happy", 2: "sad", 3: "angry"}
     assert (
         GEmoClapFeatureExtractor.from_pretrained(out_dir).to_dict()

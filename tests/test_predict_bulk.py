@@ -19,10 +19,11 @@ import torch
 from tiny_models import random_clip, save_tiny_checkpoint
 
 from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapForAudioClassification
-from gemo_clap_hf.apps.bulk_prediction import collect_inputs
-from gemo_clap_hf.apps.cli import main
-from gemo_clap_hf.apps.prediction import Failure, length_buckets, predict_files
-from gemo_clap_hf.apps.throughput import measure_bulk_throughput
+from gemo_clap_hf.cli.bench import measure_bulk_throughput
+from gemo_clap_hf.cli.main import main
+from gemo_clap_hf.inference.engine import length_buckets, predict_files
+from gemo_clap_hf.inference.inputs import collect_inputs
+from gemo_clap_hf.inference.predictions import Failure
 
 RATE = 16000
 REPO = Path(__file__).resolve().parent.parent
@@ -308,7 +309,7 @@ def test_readme_dataset_map_recipe_runs_and_agrees_with_predict_files(tiny_check
 def test_predict_on_the_demo_held_out_session_matches_the_demo_report(capsys, tmp_path):
     """The issue's acceptance check at small scale: train with `gemo-clap demo --fast`, then `gemo-clap predict` the
     held-out session's folder into a CSV; its predictions are the report's (pipeline, one clip at a time)."""
-    from gemo_clap_hf.apps.demo import TEST_SESSION, run_demo
+    from gemo_clap_hf.demo.run import TEST_SESSION, run_demo
 
     result = run_demo(tmp_path / "demo", fast=True, report=False)
     capsys.readouterr()

@@ -26,7 +26,7 @@ from tiny_models import PRESET_PAIRS, random_clip, save_tiny_towers
 from transformers import AutoConfig, AutoTokenizer, Trainer, TrainingArguments
 
 from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapForAudioClassification, GEmoClapModel, GEmoClapProcessor
-from gemo_clap_hf.apps.random_towers import PRESETS
+from gemo_clap_hf.demo.towers import PRESETS
 
 PAIR_IDS = [f"{audio}+{text}" for audio, text in PRESET_PAIRS]
 PADDING_TOLERANCE = 1e-4  # max abs difference of unit vectors (float32)
@@ -242,7 +242,7 @@ def test_two_processes_give_the_global_batch_loss(distributed_results, pair):
 
 def test_save_random_towers_takes_a_larger_text_vocabulary(tmp_path):
     """The benchmark's RoBERTa keeps its real 50,265-token vocabulary while the prompt tokenizer is small."""
-    from gemo_clap_hf.apps.random_towers import save_random_towers
+    from gemo_clap_hf.demo.towers import save_random_towers
 
     _, text = save_random_towers(tmp_path, size="tiny", text_overrides={"vocab_size": 1000})
     assert AutoConfig.from_pretrained(text).vocab_size == 1000
@@ -266,7 +266,7 @@ ROBERTA_BASE_SPLITS = {
 def test_the_stand_in_roberta_tokenizer_splits_prompts_as_roberta_base(tmp_path):
     """The label-prompt table's token counts set the text tower's per-step cost (the benchmark's figures): the
     stand-in tokenizer must give roberta-base's, and still tokenise any text."""
-    from gemo_clap_hf.apps.random_towers import train_prompt_tokenizer
+    from gemo_clap_hf.demo.towers import train_prompt_tokenizer
 
     tokenizer = train_prompt_tokenizer(tmp_path)
     for text, pieces in ROBERTA_BASE_SPLITS.items():

@@ -21,8 +21,8 @@ import soundfile as sf
 from tiny_models import random_clip, save_tiny_checkpoint
 from training_helpers import REPO, describe, make_training_inputs, script_env
 
-from gemo_clap_hf.apps.cli import build_parser
-from gemo_clap_hf.data.synthetic_recording import synthetic_recording
+from gemo_clap_hf.cli.main import build_parser
+from gemo_clap_hf.data.synthetic.recording import synthetic_recording
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 HUB_ID = "org/sl-gemo-clap"

@@ -17,12 +17,14 @@ from test_predict_bulk import read_csv as read_rows
 from test_predict_bulk import run_cli
 from tiny_models import random_clip, save_tiny_checkpoint
 
-from gemo_clap_hf.apps.audio_stream import cut_windows, stream_waveform
-from gemo_clap_hf.apps.prediction import load_classifier, predict_files
-from gemo_clap_hf.apps.segments import Segment, merge_segments, plan_windows
-from gemo_clap_hf.apps.vad import vad_available
 from gemo_clap_hf.data import load_audio
-from gemo_clap_hf.data.synthetic_recording import emotion_changes, synthetic_recording
+from gemo_clap_hf.data.audio import cut_windows, stream_waveform
+from gemo_clap_hf.data.synthetic.recording import emotion_changes, synthetic_recording
+from gemo_clap_hf.inference.backends import load_classifier
+from gemo_clap_hf.inference.engine import predict_files, predict_segments
+from gemo_clap_hf.inference.predictions import Segment
+from gemo_clap_hf.inference.segments import SegmentOptions, merge_segments, plan_windows
+from gemo_clap_hf.inference.vad import vad_available
 
 RATE = 16000
 HOP = 1.0
@@ -94,7 +96,7 @@ def test_segment_scores_equal_predict_on_the_cut_out_clips(capsys, ml_model, rec
 def test_vad_segments_land_on_the_speech_within_one_hop(ml_model, recording):
     path, spans = recording
     classifier, feature_extractor = load_classifier(str(ml_model))
-    [result] = predict_files(classifier, feature_extractor, [str(path)], segments=True, vad=True, hop=HOP)
+    [result] = predict_segments(classifier, feature_extractor, [str(path)], SegmentOptions(hop=HOP, vad=True))
     assert len(result.speech) == len(spans)  # one region per utterance: the pauses are found
     for (start, end), span in zip(result.speech, spans):
         assert abs(start - span.start) < HOP and abs(end - span.end) < HOP
@@ -141,7 +143,7 @@ def test_timeline_png_and_json_rows(capsys, ml_model, recording, tmp_path):
 
     image = np.asarray(Image.open(picture).convert("RGB"))
     assert image.shape[1] > 1000
-    from gemo_clap_hf.apps.timeline_plot import label_colours
+    from gemo_clap_hf.inference.timeline_plot import label_colours
 
     # the predicted labels' colours are drawn in the emotion strip
     for label in {row["emotion"] for row in rows}:
@@ -165,7 +167,7 @@ def test_segment_usage_errors(capsys, ml_model, recording, tmp_path):
 def test_the_docs_commands_use_real_options_and_show_the_picture():
     import shlex
 
-    from gemo_clap_hf.apps.cli import build_parser
+    from gemo_clap_hf.cli.main import build_parser
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "long_recordings.md").read_text()
     commands = [line.split("  #")[0] for line in doc.splitlines() if line.startswith("gemo-clap ")]

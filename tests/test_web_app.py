@@ -1,7 +1,7 @@
 """The web app for real: launched on localhost and driven through `gradio_client` (real requests with real audio),
 rendered by headless Chromium, and exported as a Space folder that builds the same page.
 
-The reference scores are `predict_files` on the same files (whole file, and `segments=True` for the timeline).
+The reference scores are `predict_files` on the same files (whole file, and `predict_segments` for the timeline).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import pytest
 import soundfile as sf
 from tiny_models import random_clip, save_tiny_checkpoint
 
-from gemo_clap_hf.apps.prediction import load_classifier, predict_files
-from gemo_clap_hf.data.synthetic_recording import synthetic_recording
+from gemo_clap_hf.data.synthetic.recording import synthetic_recording
+from gemo_clap_hf.inference.backends import load_classifier
+from gemo_clap_hf.inference.engine import predict_files, predict_segments
+from gemo_clap_hf.inference.segments import SegmentOptions
 
 gradio = pytest.importorskip("gradio", reason="the web app needs the [app] extra (gradio)")
 gradio_client = pytest.importorskip("gradio_client", reason="the app tests drive it through gradio_client")
@@ -48,7 +50,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def served(ml_model):
     """The app on a free localhost port, for the whole module; closed afterwards."""
-    from gemo_clap_hf.apps.web_app import build_app
+    from gemo_clap_hf.web.app import build_app
 
     page = build_app(str(ml_model))
     _, url, _ = page.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
@@ -79,7 +81,7 @@ def test_app_classifies_uploaded_audio_through_gradio_client(served, ml_model, c
     assert timeline is None and not table["data"]  # 1.5 s: shorter than a window, no timeline
 
     emotions, _, timeline, table = client.predict(gradio_client.handle_file(str(clips["long"])), api_name="/predict")
-    [segmented] = predict_files(classifier, feature_extractor, [str(clips["long"])], segments=True, vad=True)
+    [segmented] = predict_segments(classifier, feature_extractor, [str(clips["long"])], SegmentOptions(vad=True))
     assert Path(timeline).is_file() and Path(timeline).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = table["data"]
     assert [row[2] for row in rows] == [s.emotion for s in segmented.segments]
@@ -138,7 +140,7 @@ def test_app_renders_in_headless_chromium(served, ml_model, tmp_path):
 def test_export_space_writes_a_space_that_builds_the_same_app(ml_model, clips, tmp_path, monkeypatch):
     import yaml
 
-    from gemo_clap_hf.apps.cli import main
+    from gemo_clap_hf.cli.main import main
 
     space = tmp_path / "space"
     assert main(["app", "--model", str(ml_model), "--export-space", str(space)]) == 0

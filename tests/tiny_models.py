@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gemo_clap_hf import GEmoClapConfig, GEmoClapFeatureExtractor, GEmoClapModel, GEmoClapProcessor
-from gemo_clap_hf.apps.random_towers import (
+from gemo_clap_hf.demo.towers import (
     SPEECH_PRESETS,
     save_random_towers,
     speech_tower_config,

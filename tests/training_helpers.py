@@ -11,7 +11,7 @@ from pathlib import Path
 from corpus_fixtures import make_iemocap_tree
 from transformers import TrainerCallback
 
-from gemo_clap_hf.apps.random_towers import save_random_towers
+from gemo_clap_hf.demo.towers import save_random_towers
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = REPO / "training_scripts" / "train_gemo_clap.py"

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from gemo_clap_hf.apps.demo import LEARNING, DemoSettings, data_arguments, model_arguments, training_arguments
 from gemo_clap_hf.data.synthetic import generate_corpus
+from gemo_clap_hf.demo.run import LEARNING, DemoSettings, data_arguments, model_arguments, training_arguments
 from gemo_clap_hf.training import run_cross_validation
 from gemo_clap_hf.training.cross_validation import RESULTS_JSON
 from gemo_clap_hf.training.outputs import held_out_prefix

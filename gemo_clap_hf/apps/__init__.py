@@ -1,7 +1,4 @@
-"""Applications built on the model package: the `gemo-clap` CLI, the demo, bulk prediction and its throughput
-timing, ONNX export, and the stand-in towers (random weights shaped like the real checkpoints).
-
-Nothing else in the library imports this sub-package (the model card and plots are training outputs, in
-`training/reporting/`), and nothing here travels with a saved model: the files that do (`*_gemo_clap.py`) sit flat
-in `gemo_clap_hf/` and import only each other.
-"""
+"""Deprecated (0.2): the applications moved to `gemo_clap_hf.inference` (the engine), `gemo_clap_hf.cli` (the `gemo-
+clap` command), `gemo_clap_hf.web` (the Gradio page, the Space export) and `gemo_clap_hf.demo` (the demo and the
+stand-in towers). The old module names (`gemo_clap_hf.apps.prediction`, ...) keep working for one release: each name
+resolves from its new home with a `DeprecationWarning`. Nothing in the package imports this."""

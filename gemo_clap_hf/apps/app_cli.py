@@ -1,55 +1,8 @@
-"""The `gemo-clap app` sub-command: launch the web app (`web_app`) or write it out as a Hub Space (`space_export`)."""
+"""Deprecated (0.2): moved to `gemo_clap_hf.cli.app`; removed in 0.3."""
 
-from __future__ import annotations
+from .._deprecation import forward
 
-import argparse
-
-from .segment_cli import DEFAULT_HOP_S, DEFAULT_WINDOW_S
-
-
-def add_app_command(commands) -> None:
-    app = commands.add_parser(
-        "app",
-        help="a web page (Gradio) to try a model on uploaded or recorded audio; or write it as a Hub Space",
-        description="Launch a Gradio page: upload or record audio, see the emotion scores (gender for ML models), "
-        "and for recordings longer than a window the timeline and the segment table. With --export-space, write "
-        "app.py, requirements.txt and README.md (Space metadata) to run the same page as a Hub Space. Needs the "
-        "[app] extra: pip install 'gemo-clap-hf[app]'.",
-    )
-    app.add_argument(
-        "--model", required=True, metavar="DIR_OR_HUB_ID", help="a folder written by training, or a Hub id"
-    )
-    app.add_argument("--export-space", metavar="DIR", default=None, help="write the Space folder here and exit")
-    app.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0: all)")
-    app.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
-    app.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
-    app.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
-    app.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="timeline window, s (default 3)")
-    app.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="timeline hop, s (default 1)")
-    app.add_argument("--no-vad", action="store_true", help="timeline over all audio, pauses included")
-    app.set_defaults(handler=run_app_command)
-
-
-def run_app_command(args: argparse.Namespace) -> int:
-    from .cli import CommandError
-    from .prediction import PredictionError
-    from .segments import check_window
-
-    try:
-        if args.export_space is not None:
-            from .space_export import export_space
-
-            out = export_space(args.model, args.export_space)
-            print(f"Space written to {out} (app.py, requirements.txt, README.md): push it to a Gradio Hub Space")
-            return 0
-        check_window(args.window, args.hop)
-        from .web_app import build_app
-
-        page = build_app(args.model, args.device, args.window, args.hop, vad=False if args.no_vad else None)
-    except PredictionError as error:
-        raise CommandError(str(error)) from error
-    page.launch(server_name=args.host, server_port=args.port, share=args.share)
-    return 0
-
-
-__all__ = ["add_app_command"]
+__getattr__ = forward(
+    __name__,
+    ("gemo_clap_hf.cli.app",),
+)

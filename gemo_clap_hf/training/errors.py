@@ -1,13 +1,10 @@
-"""The error training raises for problems the user can fix (arguments, data, output folder, checkpoints)."""
+"""The error training raises for problems the user can fix (arguments, data, output folder, checkpoints).
+
+Defined in `gemo_clap_hf.errors` with the package's other errors; imported from here by the training modules.
+"""
 
 from __future__ import annotations
 
-
-class TrainingInputError(ValueError):
-    """A problem with the arguments or the data that the user can fix; the message says how.
-
-    The training scripts print it as one line (`<prog>: error: <message>`, exit 2) instead of a traceback.
-    """
-
+from ..errors import TrainingInputError
 
 __all__ = ["TrainingInputError"]

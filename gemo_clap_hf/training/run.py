@@ -17,13 +17,13 @@ import datasets
 import transformers
 from transformers import TrainerCallback, set_seed
 
-from ..data.batching import GEmoClapDataCollator
-from ..trainer import GEmoClapTrainer
 from .arguments import DataArguments, GEmoClapTrainingArguments, ModelArguments
+from .batching import GEmoClapDataCollator
 from .checkpoints import resolve_checkpoint
 from .data_setup import PreparedData, prepare_data, require_gender
 from .model_setup import build_model, build_processor
 from .outputs import held_out_prefix, push_final_model, write_card, write_confusion_matrix
+from .trainer import GEmoClapTrainer
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What a training run writes besides the weights: the model card (README.md of the saved model) and the
 confusion-matrix picture. Training outputs, so they live beside `training/` (and the library never imports
-`apps/`)."""
+`cli/`)."""
 
 from .model_card import load_template, render_model_card, summarize_config, write_model_card
 from .plots import save_confusion_matrix_png

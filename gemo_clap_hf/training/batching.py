@@ -29,8 +29,8 @@ from transformers import TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from ..configuration_gemo_clap import GEmoClapConfig
+from ..data.audio import load_audio
 from ..feature_extraction_gemo_clap import prepare_waveform
-from .audio import load_audio
 
 
 def _row_name(row: dict[str, Any], position: int) -> str:

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from .synthetic import Utterance, render_utterance, speaker_voices
+from .corpus import Utterance, render_utterance, speaker_voices
 
 EMOTION_CODES = {"neutral": "neu", "happy": "hap", "sad": "sad", "angry": "ang"}
 SILENCE_DB = -60.0  # the pauses: a quiet room, not digital zeros

@@ -2,7 +2,7 @@
 
 `generate_corpus(out_dir)` writes `out_dir/IEMOCAP_full_release/` so that the IEMOCAP reader
 (`load_corpus("iemocap", out_dir)`) and the leave-one-session-out protocol run on it unchanged.
-See `CORPUS_CARD` for the design; the signal generation lives in `speech_synthesis.py`.
+See `CORPUS_CARD` for the design; the signal generation lives in `speech.py`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .corpora import CORPORA
-from .speech_synthesis import Style, Voice, blend_styles, perturb_style, synthesize_utterance
+from ..corpora import CORPORA
+from .speech import Style, Voice, blend_styles, perturb_style, synthesize_utterance
 
 # The class shares follow IEMOCAP's 4-class counts in the corpus registry; 1041 of its happy utterances are `exc`.
 IEMOCAP_COUNTS = CORPORA["iemocap"].class_counts

@@ -1,0 +1,94 @@
+"""Emotion over time: which windows of a recording are scored, and how neighbouring results merge.
+
+A file is cut into windows of `window` seconds every `hop` seconds (inside the speech regions when a voice-activity
+detector is used); each window is scored as a clip of its own by the engine (`engine.predict_segments`), so its
+scores equal `predict` on that cut-out clip. A region shorter than a window is one segment; the last window of a
+region ends on the region's end (it starts earlier instead of being cut short).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import PredictionError
+from .predictions import Segment
+
+# Segment length and hop (s): the library's defaults, which the command line and the web app show.
+DEFAULT_WINDOW_S, DEFAULT_HOP_S = 3.0, 1.0
+
+
+def check_window(window: float, hop: float) -> None:
+    """A `PredictionError` unless 0 < hop <= window (a hop past the window would skip audio)."""
+    if not (window > 0 and hop > 0):
+        raise PredictionError(f"--window and --hop must be positive seconds, got {window} and {hop}.")
+    if hop > window:
+        raise PredictionError(f"--hop {hop} is longer than --window {window}: audio between windows would be skipped.")
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """How files are segmented: window and hop (s), voice-activity detection, merging of same-label neighbours.
+    Checked once, when made."""
+
+    window: float = DEFAULT_WINDOW_S
+    hop: float = DEFAULT_HOP_S
+    vad: bool = False
+    merge: bool = False
+
+    def __post_init__(self):
+        check_window(self.window, self.hop)
+
+
+def plan_windows(regions: Sequence[tuple[int, int]], window: int, hop: int) -> list[tuple[int, int]]:
+    """(start, end) sample ranges every `hop` samples inside each region; the last one ends on the region's end."""
+    planned = []
+    for begin, end in regions:
+        if end - begin <= window:
+            planned.append((begin, end))
+            continue
+        starts = list(range(begin, end - window + 1, hop))
+        if starts[-1] + window < end:
+            starts.append(end - window)
+        planned += [(start, start + window) for start in starts]
+    return planned
+
+
+def number_segments(segments: list[Segment]) -> list[Segment]:
+    """Set each segment's `index` and `count` (its place in the file's list, and the list's length)."""
+    for index, segment in enumerate(segments):
+        segment.index, segment.count = index, len(segments)
+    return segments
+
+
+def merge_segments(segments: Sequence[Segment]) -> list[Segment]:
+    """Runs of touching or overlapping segments with the same label as one segment each; a run's probabilities are
+    the mean of its windows' (so its score is no longer that of one cut-out clip)."""
+    runs: list[list[Segment]] = []
+    for segment in segments:
+        last = runs[-1][-1] if runs else None
+        if last is not None and segment.emotion == last.emotion and segment.start <= last.end + 1e-6:
+            runs[-1].append(segment)
+        else:
+            runs.append([segment])
+    merged = []
+    for run in runs:
+        mean = {k: float(np.mean([s.probabilities[k] for s in run])) for k in run[0].probabilities}
+        genders = None
+        if run[0].gender_probabilities is not None:
+            genders = {k: float(np.mean([s.gender_probabilities[k] for s in run])) for k in run[0].gender_probabilities}
+        merged.append(Segment(run[0].file, run[0].start, max(s.end for s in run), mean, genders))
+    return number_segments(merged)
+
+
+__all__ = [
+    "DEFAULT_HOP_S",
+    "DEFAULT_WINDOW_S",
+    "SegmentOptions",
+    "check_window",
+    "merge_segments",
+    "number_segments",
+    "plan_windows",
+]
