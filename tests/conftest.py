@@ -21,4 +21,19 @@ def tiny_checkpoint(tmp_path_factory):
     return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sl-gemo-clap")
 
 
+@pytest.fixture(scope="session")
+def ml_checkpoint(tmp_path_factory):
+    """One saved ML-GEmo-CLAP folder (emotion and gender scores) on a wavlm-base-plus-shaped tower (a group-norm
+    feature encoder, the default encoder's structure), shared by the read-only tests of the inference surfaces."""
+    import json
+
+    from tiny_models import save_tiny_checkpoint
+
+    folder = save_tiny_checkpoint(
+        tmp_path_factory.mktemp("ml_ckpt") / "ml-gemo-clap", audio_type="wavlm-base-plus", loss_type="ml"
+    )
+    assert json.loads((folder / "config.json").read_text())["audio_config"]["feat_extract_norm"] == "group"
+    return folder
+
+
 from onnx_fixtures import exported, group_export  # noqa: E402, F401 - one ONNX export per tower per session

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from tiny_models import random_clip, save_tiny_checkpoint
+from tiny_models import random_clip
 
 from gemo_clap_hf.cli.main import main
 
@@ -22,11 +22,6 @@ def wav_files(tmp_path_factory) -> list[Path]:
     sf.write(paths[0], random_clip(0.8, seed=1), 16000)
     sf.write(paths[1], random_clip(0.6, sampling_rate=44100, seed=2), 44100)  # resampled on reading
     return paths
-
-
-@pytest.fixture(scope="module")
-def ml_checkpoint(tmp_path_factory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ml") / "ml-gemo-clap", loss_type="ml")
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from tiny_models import random_clip, save_tiny_checkpoint
+from tiny_models import random_clip
 
 from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapForAudioClassification
 from gemo_clap_hf.cli.bench import measure_bulk_throughput
@@ -40,13 +40,9 @@ CLIPS = {
 
 
 @pytest.fixture(scope="module")
-def ml_group_checkpoint(tmp_path_factory) -> Path:
+def ml_group_checkpoint(ml_checkpoint) -> Path:
     """ML-GEmo-CLAP (gender scores too) on a wavlm-base-plus-shaped tower: a group-norm feature encoder."""
-    folder = save_tiny_checkpoint(
-        tmp_path_factory.mktemp("ml_group") / "model", audio_type="wavlm-base-plus", loss_type="ml"
-    )
-    assert json.loads((folder / "config.json").read_text())["audio_config"]["feat_extract_norm"] == "group"
-    return folder
+    return ml_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from test_predict_bulk import read_csv as read_rows
 from test_predict_bulk import run_cli
-from tiny_models import random_clip, save_tiny_checkpoint
+from tiny_models import random_clip
 
 from gemo_clap_hf.data import load_audio
 from gemo_clap_hf.data.audio import cut_windows, stream_waveform
@@ -32,8 +32,8 @@ needs_vad = pytest.mark.skipif(not vad_available(), reason="--vad needs silero-v
 
 
 @pytest.fixture(scope="module")
-def ml_model(tmp_path_factory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("seg") / "ml", audio_type="wavlm-base-plus", loss_type="ml")
+def ml_model(ml_checkpoint) -> Path:
+    return ml_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from tiny_models import random_clip, save_tiny_checkpoint
+from tiny_models import random_clip
 
 from gemo_clap_hf.data.synthetic.recording import synthetic_recording
 from gemo_clap_hf.inference.backends import load_classifier
@@ -30,11 +30,9 @@ RATE = 16000
 
 
 @pytest.fixture(scope="module")
-def ml_model(tmp_path_factory) -> Path:
+def ml_model(ml_checkpoint) -> Path:
     """ML-GEmo-CLAP (emotion and gender) on a wavlm-base-plus-shaped tiny tower."""
-    return save_tiny_checkpoint(
-        tmp_path_factory.mktemp("app") / "ml-model", audio_type="wavlm-base-plus", loss_type="ml"
-    )
+    return ml_checkpoint
 
 
 @pytest.fixture(scope="module")
