@@ -156,7 +156,7 @@ def _check_fields(row: dict, path: Path, number: int) -> None:
                 raise line_error(path, number, name, "missing", f"every EmoBox line needs {list(_required())}.")
             continue
         if not _has_type(value, field.types):
-            expected = " or ".join(dict.fromkeys(_JSON_TYPE[t] for t in field.types))
+            expected = "a number" if float in field.types else _JSON_TYPE[field.types[0]]
             raise line_error(
                 path,
                 number,
