@@ -1,11 +1,12 @@
 """Property: a randomly corrupted EmoBox fold file is either read with the right rows or refused by name.
 
 Corruptions as files really get damaged or hand-edited: byte flips, truncations, two fields' values swapped, a
-field's value replaced by one of another JSON type, Windows line endings or a blank line; one to three of them on the train or the test file. For each,
-the expected outcome is worked out here from EmoBox's format (each line one JSON object whose fields have the types
-EmoBox writes, an `emo` code of label_map.json, a `wav` naming an existing file under the root, keys and files
-once), independently of the reader: a valid file must give exactly its rows, anything else must be refused with an
-`EmoBoxError` that names the corrupted file. Any other exception (UnicodeDecodeError, TypeError, ...) fails.
+field's value replaced by one of another JSON type, Windows line endings or a blank line; one to three of them on
+the train or the test file. For each, the expected outcome is worked out here from EmoBox's format (each line one
+JSON object whose fields have the types EmoBox writes, an `emo` code of label_map.json, a `wav` naming an existing
+file under the root, keys and files once), independently of the reader: a valid file must give exactly its rows,
+anything else must be refused with an `EmoBoxError` that names the corrupted file. Any other exception
+(UnicodeDecodeError, TypeError, ...) fails the test.
 """
 
 import json
