@@ -112,9 +112,10 @@ def read_label_map(path: Path) -> dict[str, str]:
         )
     try:
         mapping = json.loads("\n".join(_decoded_lines(path)))
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # JSONDecodeError, or an integer too long to convert
+        where = f", line {error.lineno}, column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
         raise EmoBoxError(
-            f"emobox: {path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg}); label_map.json "
+            f"emobox: {path}{where}: not valid JSON ({getattr(error, 'msg', error)}); label_map.json "
             f'is one JSON object of EmoBox code -> label name, e.g. {{"neu": "Neutral"}}: {_RESTORE}.'
         ) from None
     if not isinstance(mapping, dict) or not mapping:
@@ -125,7 +126,9 @@ def read_label_map(path: Path) -> dict[str, str]:
     for code, name in mapping.items():
         if not isinstance(name, str) or not name.strip():
             raise EmoBoxError(
-                f"emobox: {path}, code {code!r}: its label name is {_json_type(name)} ({json.dumps(name)}), not a "
+                f"emobox: {path}, code {code!r}: its label name is {_json_type(name)}"
+                + ("" if name is None else f" {json.dumps(name)}")
+                + ", not a "
                 'non-empty string; give every code its emotion name, e.g. "Neutral" (to leave a class out, name '
                 "it and map that name to null with label_map= / --label_map)."
             )
@@ -134,7 +137,10 @@ def read_label_map(path: Path) -> dict[str, str]:
 
 def _decoded_lines(path: Path) -> list[str]:
     """Every line of `path` as text (blank ones included, so numbers are the editor's), split on "\\n" only."""
-    raw = path.read_bytes().split(b"\n")
+    try:
+        raw = path.read_bytes().split(b"\n")
+    except OSError as error:  # a folder in its place, no permission, an I/O error
+        raise EmoBoxError(f"emobox: {path} cannot be read ({error.strerror or error}); {_RESTORE}.") from None
     return [_decode(data.removesuffix(b"\r"), path, number) for number, data in enumerate(raw, start=1)]
 
 
@@ -162,9 +168,7 @@ def _check_fields(row: dict, path: Path, number: int) -> None:
                 number,
                 name,
                 f"{json.dumps(value)[:80]} is {_json_type(value)}, not {expected} ({field.holds})",
-                "write the line as EmoBox's files do, e.g. "
-                + json.dumps({"key": "iemocap-Ses01F_impro01_F000", "dataset": "iemocap", "emo": "neu"})[:-1]
-                + ", ...}.",
+                f"write {name!r} as {expected}, as EmoBox's files do ({_RESTORE}).",
             )
         if field.required and not value.strip():
             raise line_error(path, number, name, "empty", f"give {field.holds}.")
@@ -180,7 +184,7 @@ def parse_line(
     """One fold-file line, validated against `LINE_SCHEMA`, the requested corpus and the label map."""
     try:
         row = json.loads(text)
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # JSONDecodeError, or an integer too long to convert
         raise EmoBoxError(
             f"emobox: {path}, line {number} is not valid JSON ({error}); each line of a fold file is one JSON "
             f"object: {_RESTORE}."
