@@ -18,6 +18,9 @@ The lines carry no gender or speaker: both come from the key/path by each corpus
 of that corpus finds them (IEMOCAP: the utterance id's letter; RAVDESS: the actor number's parity; CREMA-D: the actor
 id, and gender from VideoDemographics.csv when it is found or given). Other corpora get no gender and no speaker,
 never a guess: Emo-CLAP trains on them, SL/ML-GEmo-CLAP refuse.
+
+What a line and label_map.json may hold, and where a line's audio may be, is checked once in `emobox_schema.py`;
+this module finds the files, applies the corpus rules and refuses a key or audio file given twice, naming both lines.
 """
 
 from __future__ import annotations
