@@ -10,7 +10,7 @@ from huggingface_hub import ModelCard
 from training_helpers import CV_SCRIPT, REPO, TRAIN_SCRIPT, describe, make_training_inputs, quick_flags, run_script
 
 from gemo_clap_hf.training import TrainingInputError, parse_arguments, run_training
-from gemo_clap_hf.training.cross_corpus import CROSS_CORPUS_ARGUMENT_CLASSES, prepare_cross_corpus
+from gemo_clap_hf.training.cross_corpus import CROSS_CORPUS_ARGUMENT_CLASSES, prepare_cross_corpus, run_cross_corpus
 from gemo_clap_hf.training.data_setup import prepare_data
 from gemo_clap_hf.training.outputs import describe_training_data
 from gemo_clap_hf.training.script import script_main
@@ -101,12 +101,13 @@ def test_one_emotion_class_exits_with_the_classes_found(inputs, tmp_path):
     )
 
 
-def _emobox_to_manifest(inputs, tmp_path, labels: list[str]) -> list[str]:
+def _emobox_to_manifest(inputs, tmp_path, labels: list[str], emobox_root=None) -> list[str]:
     """cross_corpus.py flags: train on EmoBox iemocap, test on a manifest of `labels`."""
     rows = [{"path": f"{n}.wav", "emotion": label, "gender": "female"} for n, label in enumerate(labels)]
     manifest = make_manifest(tmp_path / "m.csv", rows)
     argv = quick_flags(inputs, tmp_path / "run", dataset=None, data_dir=None, test_fold=None)
-    argv += ["--train_corpus", "emobox", "--train_data_dir", inputs["emobox"], "--train_emobox_dataset", "iemocap"]
+    emobox_root = str(emobox_root or inputs["emobox"])
+    argv += ["--train_corpus", "emobox", "--train_data_dir", emobox_root, "--train_emobox_dataset", "iemocap"]
     return argv + ["--test_corpus", "manifest", "--test_data_dir", str(manifest)]
 
 
@@ -142,12 +143,18 @@ def _damage(root: Path, case: str) -> Path:
 
 @pytest.mark.parametrize("case", ["empty fold file", "label_map.json a list", "non-UTF-8 byte", "key an object"])
 def test_bad_emobox_files_end_in_one_line_naming_the_file(inputs, tmp_path, capsys, case):
+    """Both scripts that read EmoBox (train_gemo_clap.py, cross_corpus.py): exit 2 and one line, no traceback."""
     root = write_emobox(tmp_path / "EmoBox", "iemocap", iemocap_folds(per_speaker=1))
     damaged = _damage(root, case)
     argv = _flags(inputs, tmp_path / "run", "iemocap", fold="1", data_dir=str(root))
     assert script_main(run_training, "train_gemo_clap.py", argv) == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.startswith("train_gemo_clap.py: error: emobox: ") and str(damaged) in message
+
+    argv = _emobox_to_manifest(inputs, tmp_path, ["angry", "sad"], emobox_root=root)
+    assert script_main(run_cross_corpus, "cross_corpus.py", argv, CROSS_CORPUS_ARGUMENT_CLASSES) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("cross_corpus.py: error: --train_corpus emobox: emobox: ") and str(damaged) in message
 
 
 def test_a_test_file_whose_lines_are_all_dropped_is_named_not_a_flag(inputs, tmp_path):
