@@ -47,3 +47,22 @@ def test_trainer_metrics_under_emobox_names_equal_emobox_scores():
     row = emobox_row({f"test_{k}": v for k, v in metrics.items()} | {"test_samples": 8}, "test")
     expected = emobox_scores(REFERENCES, PREDICTIONS, GENDERS)
     assert row == pytest.approx(expected)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_unknown_gender_has_no_uar_of_its_own():
+    """A corpus without gender for some speakers ("" = unknown): no `uar_` key; the known genders' UARs are those
+    of their own utterances (scikit-learn's balanced accuracy on each subset), and the overall scores use all."""
+    genders = ["female", "", "male", "", "female", "", "male", "female"]
+    scores = emobox_scores(REFERENCES, PREDICTIONS, genders)
+    assert sorted(key for key in scores if key.startswith("uar")) == ["uar_female", "uar_male"]
+    for gender in ("female", "male"):
+        subset = [i for i, g in enumerate(genders) if g == gender]
+        expected = balanced_accuracy_score([REFERENCES[i] for i in subset], [PREDICTIONS[i] for i in subset])
+        assert scores[f"uar_{gender}"] == pytest.approx(expected)
+    assert scores["ua"] == pytest.approx(balanced_accuracy_score(REFERENCES, PREDICTIONS)) and scores["num"] == 8
+
+    labels = ["neutral", "happy", "sad", "angry"]
+    metrics = compute_ser_metrics(PREDICTIONS, REFERENCES, labels, genders)
+    row = emobox_row({f"test_{k}": v for k, v in metrics.items()} | {"test_samples": 8, "test_uar_": 0.5}, "test")
+    assert "uar_" not in row and row == pytest.approx(scores)

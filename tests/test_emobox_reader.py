@@ -130,3 +130,33 @@ def test_nonexistent_audio_names_file_line_and_field(tmp_path):
         load_corpus("emobox", tmp_path, dataset="iemocap", fold=1)
     corpus = load_corpus("emobox", tmp_path, dataset="iemocap", fold=1, skip_bad_files=True)
     assert "iemocap-x" not in corpus["id"]
+
+
+def test_crema_d_demographics_found_in_emobox_s_downloads_layout(tmp_path, caplog):
+    """EmoBox's cremad lines point at downloads/cremad/AudioWAV/; CREMA-D's VideoDemographics.csv sits beside that
+    folder (downloads/cremad/VideoDemographics.csv, as EmoBox's own fairness code reads it). Found without a path."""
+    write_emobox(tmp_path, "cremad", cremad_folds())
+    sexes = {"1001": "Male", "1002": "Female"}
+    demographics = write_crema_d_demographics(tmp_path, sexes)
+    assert demographics == tmp_path / "downloads" / "cremad" / "VideoDemographics.csv"
+    assert (demographics.parent / "AudioWAV").is_dir()
+    with caplog.at_level("WARNING", logger="gemo_clap_hf"):
+        corpus = load_corpus("emobox", tmp_path, dataset="cremad", fold=1)
+    expected = {"Male": "male", "Female": "female"}
+    assert {row["id"]: row["gender"] for row in corpus} == {
+        row["id"]: expected[sexes[row["speaker"]]] for row in corpus
+    }
+    assert sorted(set(corpus["gender"])) == ["female", "male"]
+    assert "no gender labels" not in caplog.text
+
+    demographics.unlink()  # absent: no gender, and the warning names where it was looked for
+    with caplog.at_level("WARNING", logger="gemo_clap_hf"):
+        corpus = load_corpus("emobox", tmp_path, dataset="cremad", fold=1)
+    assert set(corpus["gender"]) == {""} and str(demographics) in caplog.text
+
+
+def test_corpus_log_says_gender_unknown_instead_of_an_empty_name(root, caplog):
+    with caplog.at_level("INFO", logger="gemo_clap_hf"):
+        corpus = load_corpus("emobox", root, dataset="cremad", fold=1)
+    assert f"{len(corpus)} utterances, 2 speakers (gender unknown for all {len(corpus)} utterances)" in caplog.text
+    assert "( " not in caplog.text

@@ -22,7 +22,7 @@ import datasets
 
 from ..feature_extraction_gemo_clap import GEmoClapAudioError
 from .audio import TARGET_SAMPLING_RATE, AudioInfo, audio_info
-from .labels import Utterance, apply_label_map, drop_unknown_gender, format_counts
+from .labels import Utterance, apply_label_map, describe_speakers, drop_unknown_gender
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +152,8 @@ def build_dataset(
             f"{corpus}: {unknown} utterances have no gender label (the corpus gives none): Emo-CLAP trains on them, "
             "SL/ML-GEmo-CLAP cannot."
         )
-    genders = format_counts(Counter(columns["gender"]))
     logger.info(
-        f"{corpus}: {len(rows)} utterances, {len(set(columns['speaker']))} speakers ({genders}), "
+        f"{corpus}: {len(rows)} utterances, {describe_speakers(columns['speaker'], columns['gender'])}, "
         f"{sum(columns['duration']) / 3600:.2f} h ({sum(columns['duration']):.1f} s)."
     )
     return datasets.Dataset.from_dict(columns, features=CORPUS_FEATURES)

@@ -62,6 +62,22 @@ def format_counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{key} {count}" for key, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def describe_speakers(speakers: Iterable[str], genders: Iterable[str]) -> str:
+    """`12 speakers (utterances per gender: female 40, male 38, unknown 2)`, for logs and model cards.
+
+    An empty speaker or gender ("", the corpus gives none) is called unknown instead of being counted as a name.
+    """
+    speakers, genders = list(speakers), list(genders)
+    known = {speaker for speaker in speakers if speaker}
+    who = f"{len(known)} speakers" if known else "speakers unknown"
+    if known and len(known) < len(set(speakers)):
+        who += f" and {speakers.count('')} utterances of unknown speaker"
+    counts = Counter(gender or "unknown" for gender in genders)
+    if set(counts) == {"unknown"}:
+        return f"{who} (gender unknown for all {len(genders)} utterances)"
+    return f"{who} (utterances per gender: {format_counts(counts)})"
+
+
 def _source_name(utterance: Utterance) -> str:
     code = utterance.code
     return utterance.label if code is None or code == utterance.label else f"{utterance.label} [{code}]"
@@ -155,6 +171,7 @@ def drop_unknown_gender(utterances: list[Utterance], corpus: str) -> list[Uttera
 
 
 __all__ = [
+    "describe_speakers",
     "FOUR_CLASS_LABELS",
     "FOUR_CLASS_MAP",
     "Utterance",

@@ -66,6 +66,8 @@ def emobox_scores(references: Sequence, predictions: Sequence, genders: Sequence
 def emobox_row(metrics: Mapping[str, float], prefix: str) -> dict:
     """A run's held-out metrics (`<prefix>_uar`, ...) under EmoBox's names, with the per-gender UARs.
 
+    The unknown gender "" has no UAR of its own (no `uar_` key), as in `emobox_scores`.
+
     The Trainer's metrics are the `ser_metrics` module's, which equal EmoBox's (see the module docstring).
     """
     row = {
@@ -76,7 +78,8 @@ def emobox_row(metrics: Mapping[str, float], prefix: str) -> dict:
         "macro_f1": metrics.get(f"{prefix}_macro_f1"),
     }
     start = f"{prefix}_uar_"
-    row.update({f"uar_{key[len(start) :]}": value for key, value in metrics.items() if key.startswith(start)})
+    genders = {key[len(start) :]: value for key, value in metrics.items() if key.startswith(start)}
+    row.update({f"uar_{gender}": value for gender, value in genders.items() if gender != UNKNOWN_GENDER})
     return row
 
 

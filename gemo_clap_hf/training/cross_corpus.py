@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ..feature_extraction_gemo_clap import GEmoClapAudioError
 from ..metrics import make_compute_metrics
 from .arguments import ClipArguments, GEmoClapTrainingArguments, ModelArguments
 from .checkpoints import resolve_checkpoint
-from .data_setup import PreparedData, random_subset
+from .data_setup import PreparedData, random_subset, require_classes
 from .errors import TrainingInputError
 from .run import fit_and_evaluate, push_final_model, setup_logging, trainer_arguments, write_reports
 
@@ -86,6 +87,13 @@ def _load_side(args: CrossCorpusArguments, side: str) -> tuple[datasets.Dataset,
     return harmonise_labels(corpus, title, args.calm_as_neutral), title
 
 
+def _training_source(args: CrossCorpusArguments, title: str) -> str:
+    """The card's "Training data" source: all of the training corpus (EmoBox: both files of its fold 1)."""
+    if args.train_corpus == "emobox":
+        return f"all of {title} (EmoBox's fold 1, train and test files together), the shared classes"
+    return f"all of {title}, the shared classes"
+
+
 @dataclass
 class CrossCorpusData:
     prepared: PreparedData
@@ -115,6 +123,13 @@ def prepare_cross_corpus(args: CrossCorpusArguments, seed: int) -> CrossCorpusDa
         plan = plan_labels(train_all, test_all)
     except ValueError as error:
         raise TrainingInputError(f"{train_title} -> {test_title}: {error}") from error
+    require_classes(
+        plan.shared,
+        Counter(label for label in train_all["emotion"] if label in plan.shared),
+        f"{train_title} -> {test_title}, classes both share after the cross-corpus label map",
+        f"choose corpora with more emotions in common (training: {sorted(set(train_all['emotion']))}; test: "
+        f"{sorted(set(test_all['emotion']))}).",
+    )
     shared = set(plan.shared)
     train = train_all.filter(lambda row: row["emotion"] in shared)
     test = test_all.filter(lambda row: row["emotion"] in shared)
@@ -132,6 +147,7 @@ def prepare_cross_corpus(args: CrossCorpusArguments, seed: int) -> CrossCorpusDa
         card_name=f"{train_title} -> {test_title} (cross-corpus)",
         card_split=f"all of {test_title}, shared classes",
         card_type=args.test_corpus,
+        card_training=_training_source(args, train_title),
     )
     return CrossCorpusData(
         prepared, plan, random_subset(test_all, args.max_eval_samples, seed), titles, (len(train_all), len(test_all))

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, replace
 
 import datasets
 
 from ..data import FOUR_CLASS_LABELS, load_corpus
 from ..data.building import UNKNOWN_GENDER
+from ..data.labels import format_counts
 from ..data.protocol import (
     assign_speaker_folds,
     available_folds,
@@ -45,6 +47,7 @@ class PreparedData:
     card_name: str | None = None  # the model card's dataset name (default: the corpus' title)
     card_split: str | None = None  # the model card's split (default: "fold <test_fold>")
     card_type: str | None = None  # the corpus kind the card's metrics are on (default: --dataset)
+    card_training: str | None = None  # the card's "Training data" source (default: the corpus and its folds)
 
 
 def parse_label_map(text: str | None) -> dict[str, str | None] | None:
@@ -136,13 +139,30 @@ def label_order(present: set[str], label_map: dict[str, str | None] | None) -> l
     return ordered + sorted(present - set(ordered))
 
 
-def _hold_out(dataset: datasets.Dataset, fold: str, flag: str, folds: list[str]):
-    """(rest, fold's utterances), with an error naming the flag when the fold is empty or is everything."""
+def _hold_out(dataset: datasets.Dataset, fold: str, flag: str, folds: list[str], data_args: DataArguments):
+    """(rest, fold's utterances), with an error naming the flag (or EmoBox's file) when the fold is empty or all."""
     try:
         return split_by_fold(dataset, fold)
     except ValueError as error:
+        if data_args.dataset == "emobox":  # EmoBox's splits are its files, not a flag the user chose
+            raise TrainingInputError(
+                f"EmoBox {data_args.emobox_dataset} fold {data_args.fold}: no utterance of its {fold} file is left "
+                f"(the corpus' splits here: {folds}); its lines were all dropped (labels outside the label set, or "
+                "missing audio with --skip_bad_files): see the log above, and fix the file or the audio."
+            ) from error
         hint = "; pass --num_folds K for speaker-grouped folds" if not folds else f"; choose {flag} from {folds}"
         raise TrainingInputError(f"{flag} {fold}: {error.args[0].rstrip('.')}{hint}.") from error
+
+
+def require_classes(labels: list[str], counts: Counter, corpus: str, fix: str) -> None:
+    """A classifier needs two emotion classes at least: refuse fewer before a model is built, naming those found."""
+    if len(labels) >= 2:
+        return
+    found = f"{format_counts(counts)} utterances" if counts else "none"
+    raise TrainingInputError(
+        f"{corpus}: {len(labels)} emotion class{'' if len(labels) == 1 else 'es'} found ({found}); a classifier "
+        f"needs at least two: {fix}"
+    )
 
 
 def random_subset(dataset: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
@@ -193,10 +213,10 @@ def split_for_training(corpus: datasets.Dataset, data_args: DataArguments, seed:
             f"--eval_fold {data_args.eval_fold} equals --test_fold; choose another fold or "
             "leave --eval_fold unset to evaluate on the test fold."
         )
-    rest, test = _hold_out(corpus, str(data_args.test_fold), "--test_fold", folds)
+    rest, test = _hold_out(corpus, str(data_args.test_fold), "--test_fold", folds, data_args)
     train, evaluation = rest, test
     if data_args.eval_fold is not None:
-        train, evaluation = _hold_out(rest, str(data_args.eval_fold), "--eval_fold", folds)
+        train, evaluation = _hold_out(rest, str(data_args.eval_fold), "--eval_fold", folds, data_args)
     shared = set()
     for held_out in (test,) if data_args.eval_fold is None else (test, evaluation):
         try:
@@ -204,6 +224,13 @@ def split_for_training(corpus: datasets.Dataset, data_args: DataArguments, seed:
         except ValueError as error:
             raise TrainingInputError(f"{error} (or pass --num_folds K)") from error
     labels = label_order(set(corpus["emotion"]), parse_label_map(data_args.label_map))
+    require_classes(
+        labels,
+        Counter(corpus["emotion"]),
+        f"EmoBox {data_args.emobox_dataset} fold {data_args.fold}" if is_emobox else data_args.dataset,
+        "check the corpus' labels (for EmoBox, the fold files' `emo` codes and label_map.json) and --label_map, "
+        "which may map every label onto one name or drop all but one.",
+    )
     logger.info(
         f"{data_args.dataset}: {len(train)} training, {len(evaluation)} evaluation"
         + (f", {len(test)} test" if data_args.eval_fold else "")
@@ -217,9 +244,15 @@ def split_for_training(corpus: datasets.Dataset, data_args: DataArguments, seed:
         protocol=_protocol(corpus, data_args, len(shared)),
         card_name=f"EmoBox {data_args.emobox_dataset}" if is_emobox else None,
         card_split=f"EmoBox fold {data_args.fold} (test)" if is_emobox else None,
+        card_training=_emobox_training_source(data_args) if is_emobox else None,
     )
     _warn_untrained_labels(prepared)
     return prepared
+
+
+def _emobox_training_source(data_args: DataArguments) -> str:
+    name = f"EmoBox {data_args.emobox_dataset}, fold {data_args.fold}"
+    return f"{name}: its train file" + ("" if data_args.eval_fold is None else " (its valid file for evaluation)")
 
 
 def _warn_untrained_labels(data: PreparedData) -> None:
@@ -261,6 +294,7 @@ __all__ = [
     "load_training_corpus",
     "parse_label_map",
     "prepare_data",
+    "require_classes",
     "require_gender",
     "split_for_training",
 ]

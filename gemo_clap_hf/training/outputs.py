@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..data.corpora import corpus_spec
-from ..data.labels import format_counts
+from ..data.labels import describe_speakers, format_counts
 from ..data.protocol import available_folds
 from .arguments import DataArguments, ModelArguments
 from .data_setup import PreparedData
@@ -45,8 +45,8 @@ def describe_training_data(data: PreparedData, dataset_name: str) -> str:
     where = f"{dataset_name}, fold{'s' if len(folds) > 1 else ''} {', '.join(folds)}" if folds else dataset_name
     hours = sum(train["duration"]) / 3600
     return (
-        f"{where}: {len(train)} utterances ({hours:.2f} h) from {len(set(train['speaker']))} speakers "
-        f"(utterances per gender: {format_counts(Counter(train['gender']))}). "
+        f"{data.card_training or where}: {len(train)} utterances ({hours:.2f} h) from "
+        f"{describe_speakers(train['speaker'], train['gender'])}. "
         f"Utterances per emotion: {format_counts(Counter(train['emotion']))}."
     )
 

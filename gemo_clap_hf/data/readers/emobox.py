@@ -18,11 +18,13 @@ The lines carry no gender or speaker: both come from the key/path by each corpus
 of that corpus finds them (IEMOCAP: the utterance id's letter; RAVDESS: the actor number's parity; CREMA-D: the actor
 id, and gender from VideoDemographics.csv when it is found or given). Other corpora get no gender and no speaker,
 never a guess: Emo-CLAP trains on them, SL/ML-GEmo-CLAP refuse.
+
+What a line and label_map.json may hold, and where a line's audio may be, is checked once in `emobox_schema.py`;
+this module finds the files, applies the corpus rules and refuses a key or audio file given twice, naming both lines.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -32,6 +34,16 @@ from pathlib import Path
 from ..labels import Utterance, normalise_gender
 from .base import ReadResult, require_dir
 from .crema_d import read_demographics
+from .emobox_schema import (
+    EmoBoxError,
+    EmoBoxFileNotFoundError,
+    EmoBoxLine,
+    audio_path,
+    fold_lines,
+    line_error,
+    parse_line,
+)
+from .emobox_schema import read_label_map as read_map_file
 from .iemocap import speaker_of as iemocap_speaker
 from .ravdess import parse_file_name as parse_ravdess_name
 
@@ -44,7 +56,6 @@ LAYOUT = """<emobox_root>/                     (the EmoBox repository folder)
 
 SPLITS = ("train", "valid", "test")
 REQUIRED_SPLITS = ("train", "test")
-REQUIRED_FIELDS = ("key", "wav", "emo")
 NOT_EMOTIONS = ("no-agreement", "other")  # MSP-Podcast's X and O in EmoBox's label map
 _SHOWN = 5
 
@@ -58,19 +69,28 @@ class _Context:
         self.demographics = None if demographics is None else Path(demographics).expanduser().resolve()
         self._genders: dict[str, str] | None = None
 
-    def crema_d_genders(self, audio_path: Path) -> dict[str, str] | None:
+    def crema_d_genders(self, audio: Path) -> dict[str, str] | None:
         if self._genders is None:
-            path = self.demographics or audio_path.parent.parent / "VideoDemographics.csv"
+            path = self.demographics or audio.parent.parent / "VideoDemographics.csv"  # downloads/cremad/
             if not path.is_file():
                 if self.demographics is not None:
-                    raise FileNotFoundError(f"emobox: demographics file {str(path)!r} does not exist.")
+                    raise EmoBoxFileNotFoundError(
+                        f"emobox: demographics file {str(path)!r} does not exist; pass CREMA-D's "
+                        "VideoDemographics.csv, or leave it unset to look beside the audio (downloads/cremad/)."
+                    )
                 logger.warning(
                     f"emobox: cremad has no gender labels here: {path} (CREMA-D's VideoDemographics.csv) is "
                     "absent; pass demographics=<path> to use it. Emo-CLAP trains without it; SL/ML cannot."
                 )
                 self._genders = {}
             else:
-                self._genders = read_demographics(path)
+                try:
+                    self._genders = read_demographics(path)
+                except ValueError as error:  # a malformed file, or bytes that are not UTF-8
+                    raise EmoBoxError(
+                        f"emobox: cremad demographics {path}: {error}; use the VideoDemographics.csv shipped with "
+                        "CREMA-D."
+                    ) from None
         return self._genders
 
 
@@ -97,17 +117,9 @@ def _crema_d(key: str, path: Path, context: _Context) -> tuple[str | None, str]:
 SPEAKER_RULES: dict[str, SpeakerRule] = {"iemocap": _iemocap, "ravdess": _ravdess, "cremad": _crema_d}
 
 
-def _line_error(path: Path, number: int, field: str, problem: str, fix: str) -> ValueError:
-    return ValueError(f"emobox: {path}, line {number}, field {field!r}: {problem}; {fix}")
-
-
 def read_label_map(dataset_dir: Path) -> dict[str, str]:
-    """label_map.json as EmoBox code -> package label name (lower-cased)."""
-    path = dataset_dir / "label_map.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"emobox: {path} does not exist; every EmoBox corpus folder has a label_map.json.")
-    mapping = json.loads(path.read_text(encoding="utf-8"))
-    return {str(code): str(name).strip().lower() for code, name in mapping.items()}
+    """label_map.json of an EmoBox corpus folder as EmoBox code -> package label name (lower-cased)."""
+    return read_map_file(dataset_dir / "label_map.json")
 
 
 def fold_files(dataset_dir: Path, dataset: str, fold: int) -> dict[str, Path]:
@@ -116,7 +128,7 @@ def fold_files(dataset_dir: Path, dataset: str, fold: int) -> dict[str, Path]:
     found = {split: folder / f"{dataset}_{split}_fold_{fold}.jsonl" for split in SPLITS}
     for split in REQUIRED_SPLITS:
         if not found[split].is_file():
-            raise FileNotFoundError(
+            raise EmoBoxFileNotFoundError(
                 f"emobox: fold file {found[split]} does not exist; {dataset} has folds {available_folds(dataset_dir)}."
             )
     return {split: path for split, path in found.items() if path.is_file()}
@@ -132,36 +144,11 @@ def dataset_dir(data_dir: str | os.PathLike, dataset: str) -> Path:
     folder = root / "data" / dataset
     if not folder.is_dir():
         present = sorted(p.name for p in (root / "data").glob("*") if p.is_dir()) if (root / "data").is_dir() else []
-        raise FileNotFoundError(
+        raise EmoBoxFileNotFoundError(
             f"emobox: {folder} does not exist; data_dir must be the EmoBox root (holding data/<dataset>/), and "
             f"dataset one of its corpora {present}. Expected:\n{LAYOUT}"
         )
     return folder
-
-
-def _parse_line(path: Path, number: int, text: str, label_map: dict[str, str], map_path: Path) -> dict:
-    try:
-        row = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"emobox: {path}, line {number} is not valid JSON ({error}).") from error
-    if not isinstance(row, dict):
-        raise ValueError(f"emobox: {path}, line {number} is a {type(row).__name__}, not a JSON object.")
-    for field in REQUIRED_FIELDS:
-        if row.get(field) in (None, ""):
-            raise _line_error(path, number, field, "missing", f"every EmoBox line needs {list(REQUIRED_FIELDS)}.")
-    if str(row["emo"]) not in label_map:
-        raise _line_error(
-            path, number, "emo", f"{row['emo']!r} is not in {map_path}", f"its codes are {sorted(label_map)}."
-        )
-    if row.get("start_time") is not None or row.get("end_time") is not None:
-        raise _line_error(
-            path,
-            number,
-            "start_time",
-            "the line is a segment of a longer recording",
-            "segments are not supported: cut them into files and write a manifest.",
-        )
-    return row
 
 
 def _check_audio(missing: list[str], skip_bad_files: bool, audio_root: Path) -> None:
@@ -169,11 +156,60 @@ def _check_audio(missing: list[str], skip_bad_files: bool, audio_root: Path) -> 
         return
     message = f"{len(missing)} audio files do not exist, e.g. " + "; ".join(missing[:_SHOWN])
     if not skip_bad_files:
-        raise FileNotFoundError(
+        raise EmoBoxFileNotFoundError(
             f"emobox: {message}. Put the audio at those paths under {audio_root} (EmoBox's README: downloads/), "
             "pass audio_root=<folder> (--emobox_audio_root), or skip_bad_files=True to leave them out."
         )
     logger.warning(f"emobox: skipped {len(missing)} lines: {message}.")
+
+
+class _Repeats:
+    """Refuses a key, or an audio file, that a fold's files give twice, naming both lines."""
+
+    def __init__(self):
+        self.keys: dict[str, EmoBoxLine] = {}
+        self.audio: dict[Path, EmoBoxLine] = {}
+
+    def check(self, line: EmoBoxLine, audio: Path) -> None:
+        for what, value, seen in (("key", line.key, self.keys), ("wav", audio, self.audio)):
+            first = seen.setdefault(value, line)
+            if first is not line:
+                raise line_error(
+                    line.file,
+                    line.number,
+                    what,
+                    f"{str(value)!r} is also on {first.where}",
+                    "an utterance belongs to one line of one split of a fold (a repeat could be trained and tested "
+                    "on): remove one of the two lines.",
+                )
+
+
+def _speaker(rule: SpeakerRule | None, line: EmoBoxLine, audio: Path, context: _Context, dataset: str):
+    """(gender, speaker) by the corpus' rule; a line the rule cannot read is refused, named."""
+    if rule is None:
+        gender, speaker = None, ""
+    else:
+        try:
+            gender, speaker = rule(line.key, audio, context)
+        except EmoBoxError:
+            raise
+        except ValueError as error:
+            raise line_error(
+                line.file,
+                line.number,
+                "wav",
+                str(error).rstrip("."),
+                f"EmoBox's {dataset} lines name the audio as the corpus does: fix the line, or check that "
+                f"dataset (--emobox_dataset) is the corpus this file belongs to.",
+            ) from None
+    return (gender if line.gender is None else normalise_gender(line.gender)), speaker
+
+
+def _fold_number(fold) -> int:
+    try:
+        return int(fold)
+    except (TypeError, ValueError):
+        raise EmoBoxError(f"emobox: fold={fold!r} is not a fold number; EmoBox's folds are 1, 2, ...") from None
 
 
 def read_emobox(
@@ -186,27 +222,25 @@ def read_emobox(
 ) -> ReadResult:
     """Every line of fold `fold`'s train (valid) and test files of EmoBox corpus `dataset`, in file order."""
     if not dataset:
-        raise ValueError("emobox: name the EmoBox corpus, e.g. load_corpus('emobox', root, dataset='iemocap', fold=1).")
+        raise EmoBoxError(
+            "emobox: name the EmoBox corpus, e.g. load_corpus('emobox', root, dataset='iemocap', fold=1)."
+        )
     folder = dataset_dir(data_dir, dataset)
-    root = folder.parent.parent
-    audio_base = root if audio_root is None else Path(audio_root).expanduser().resolve()
+    audio_base = folder.parent.parent if audio_root is None else Path(audio_root).expanduser().resolve()
+    map_path = folder / "label_map.json"
     label_map = read_label_map(folder)
-    rule, context = SPEAKER_RULES.get(dataset), _Context(demographics)
+    rule, context, repeats = SPEAKER_RULES.get(dataset), _Context(demographics), _Repeats()
     utterances, missing = [], []
-    for split, path in fold_files(folder, dataset, int(fold)).items():
-        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not text.strip():
-                continue
-            row = _parse_line(path, number, text, label_map, folder / "label_map.json")
-            audio = audio_base / str(row["wav"])
+    for split, path in fold_files(folder, dataset, _fold_number(fold)).items():
+        for number, text in fold_lines(path):
+            line = parse_line(path, number, text, dataset, label_map, map_path)
+            audio = audio_path(line, audio_base)
+            repeats.check(line, audio)
             if not audio.is_file():
                 missing.append(f"{path.name}, line {number}, field 'wav': {audio}")
                 continue
-            gender, speaker = rule(str(row["key"]), audio, context) if rule else (None, "")
-            written = row.get("gender", row.get("Gender"))
-            gender = normalise_gender(written) if written is not None else gender
-            code = str(row["emo"])
-            utterances.append(Utterance(str(row["key"]), audio, label_map[code], gender, speaker, split, code))
+            gender, speaker = _speaker(rule, line, audio, context, dataset)
+            utterances.append(Utterance(line.key, audio, label_map[line.code], gender, speaker, split, line.code))
     _check_audio(missing, skip_bad_files, audio_base)
     default_map = {name: (None if name in NOT_EMOTIONS else name) for name in label_map.values()}
     return ReadResult(
@@ -217,4 +251,13 @@ def read_emobox(
     )
 
 
-__all__ = ["NOT_EMOTIONS", "SPEAKER_RULES", "available_folds", "dataset_dir", "read_emobox", "read_label_map"]
+__all__ = [
+    "NOT_EMOTIONS",
+    "SPEAKER_RULES",
+    "EmoBoxError",
+    "EmoBoxFileNotFoundError",
+    "available_folds",
+    "dataset_dir",
+    "read_emobox",
+    "read_label_map",
+]
