@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test lint format demo bench clean
+.PHONY: setup test test-fast lint format demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# Everything, end-to-end runs included (what CI runs), with the 15 slowest tests listed.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
+
+# The edit-test loop: everything but the end-to-end runs marked `slow` (demo training, Chromium, 2-process
+# launches, the wheel build, the README's commands).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 # ruff (configured in pyproject.toml): `make lint` checks what CI checks, `make format` rewrites.
 lint: setup

@@ -29,6 +29,8 @@ from transformers import pipeline
 
 import gemo_clap_hf  # noqa: F401
 
+pytestmark = pytest.mark.slow  # 2-process `accelerate launch` runs (`make test-fast` skips them)
+
 ACCELERATE = shutil.which("accelerate") or os.path.join(os.path.dirname(sys.executable), "accelerate")
 
 

@@ -323,6 +323,7 @@ def test_every_trainable_parameter_gets_a_gradient(tmp_path, cls, setup):
     assert getattr(model, "gemo_clap", model).text_model.pooler is None  # built without the unused pooler
 
 
+@pytest.mark.slow  # a 2-process `accelerate launch`
 def test_two_process_classifier_fine_tuning_with_gradient_checkpointing_completes(tmp_path, tiny_checkpoint):
     """The HF audio-classification recipe (plain Trainer, AutoModelForAudioClassification) on 2 processes with the
     users' `gradient_checkpointing=True`: DDP runs without `find_unused_parameters`, so before the text temperature

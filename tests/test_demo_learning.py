@@ -18,6 +18,8 @@ from gemo_clap_hf.data import load_corpus
 from gemo_clap_hf.data.synthetic import generate_corpus
 from gemo_clap_hf.demo.run import LEARNING, TEST_SESSION, model_arguments, run_demo, training_arguments
 
+pytestmark = pytest.mark.slow  # demo training runs (`make test-fast` skips them)
+
 # apps/demo.LEARNING: the demo's small towers on a third of its corpus, 1 s crops (tiny towers or fewer clips stay
 # at chance within such a budget).
 # Chance UAR is 0.25; a model that learned nothing (shuffled labels) stays below this, a working one clears it.

@@ -15,6 +15,8 @@ pytest.importorskip("accelerate")
 from distributed_loss_check import launch  # noqa: E402
 from tiny_models import save_tiny_towers  # noqa: E402
 
+pytestmark = pytest.mark.slow  # 2-process gloo runs of every tower pair (`make test-fast` skips them)
+
 NUM_PROCESSES = 2
 TOLERANCE = 1e-5
 CASES = [(loss, split) for loss in ("emo", "sl", "ml") for split in ("equal", "unequal")]

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the prepared GPU run, end to end on the CPU (`make test-fast` skips them)
+
 SCRIPT = Path(__file__).parents[1] / "training_scripts" / "gpu_figures.sh"
 RUNS = {
     **{

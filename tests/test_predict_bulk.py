@@ -302,6 +302,7 @@ def test_readme_dataset_map_recipe_runs_and_agrees_with_predict_files(tiny_check
         assert row["score"] == pytest.approx(prediction.emotions[0]["score"], abs=1e-4)
 
 
+@pytest.mark.slow  # trains `gemo-clap demo --fast`
 def test_predict_on_the_demo_held_out_session_matches_the_demo_report(capsys, tmp_path):
     """The issue's acceptance check at small scale: train with `gemo-clap demo --fast`, then `gemo-clap predict` the
     held-out session's folder into a CSV; its predictions are the report's (pipeline, one clip at a time)."""

@@ -24,6 +24,8 @@ from training_helpers import REPO, describe, make_training_inputs, script_env
 from gemo_clap_hf.cli.main import build_parser
 from gemo_clap_hf.data.synthetic.recording import synthetic_recording
 
+pytestmark = pytest.mark.slow  # the README's commands, run as written (`make test-fast` skips them)
+
 README = (REPO / "README.md").read_text(encoding="utf-8")
 HUB_ID = "org/sl-gemo-clap"
 BLOCKS = re.findall(r"```(python|bash)\n(.*?)```", README, re.DOTALL)

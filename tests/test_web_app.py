@@ -115,6 +115,7 @@ def _headless(chromium: str, profile: Path, *args: str) -> subprocess.CompletedP
     return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # headless Chromium
 def test_app_renders_in_headless_chromium(served, ml_model, tmp_path):
     chromium = _chromium()
     _, url = served

@@ -21,8 +21,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...errors import GEmoClapError
 
-class EmoBoxError(ValueError):
+
+class EmoBoxError(GEmoClapError, ValueError):
     """An EmoBox file the package cannot read as EmoBox defines it; the message names file, line, field and fix."""
 
 
