@@ -36,6 +36,10 @@ class GEmoClapConfig(PretrainedConfig):
         logit_scale_init_value: initial temperature scale (1/0.07, as CLIP), stored as its log.
         target_normalization: how each row of the positive-pair matrix becomes a distribution: `"sum"` (divide by the
             row sum, the default) or `"softmax"` (row softmax, a reading of the paper some reimplementations use).
+        label_prompt_tokens: the tokenised label prompts, written by `model.set_prompts(tokenizer)`:
+            `{"emotion": {"texts": [...], "input_ids": [[...]], "attention_mask": [[...]]}, "gender": {...}}`. Saved
+            in config.json, so a folder written by `save_pretrained` alone classifies without a tokenizer (see
+            `GEmoClapPromptTable`); None until prompts are set.
     """
 
     model_type = "gemo_clap"
@@ -54,6 +58,7 @@ class GEmoClapConfig(PretrainedConfig):
     prompt_template: str = "{}"
     logit_scale_init_value: float = 1 / 0.07
     target_normalization: str = "sum"
+    label_prompt_tokens: dict | None = None
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):

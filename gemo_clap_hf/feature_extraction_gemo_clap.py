@@ -7,6 +7,7 @@ librosa is imported lazily, only when a clip has to be resampled.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -162,6 +163,27 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
         self.pad_short_clips = pad_short_clips
         self.max_length_s = max_length_s
         self._check_max_length()
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """`FeatureExtractionMixin.save_pretrained`, with an `auto_map` that names only files the folder holds.
+
+        A feature extractor taken from a processor's folder carries the processor's `AutoProcessor` entry; saved
+        alone (as transformers' audio-classification example saves it) that entry would name
+        processing_gemo_clap.py, which only the processor copies, and `AutoProcessor` would fail on the folder.
+        Such entries are dropped, so `AutoProcessor` falls back to this feature extractor, as it does for a
+        wav2vec 2.0 folder without a tokenizer. Entries pointing to another repository (`repo--module.Class`) stay.
+        """
+        auto_map = getattr(self, "auto_map", None)
+        if auto_map:
+            folder = os.fspath(save_directory)
+            self.auto_map = {
+                key: reference
+                for key, reference in auto_map.items()
+                if key == "AutoFeatureExtractor"
+                or "--" in reference
+                or os.path.isfile(os.path.join(folder, reference.split(".")[0] + ".py"))
+            }
+        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     def _check_max_length(self) -> None:
         value = self.max_length_s

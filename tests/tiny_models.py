@@ -76,6 +76,7 @@ def save_tiny_checkpoint(folder: Path, seed: int = 0, **config_kwargs) -> Path:
     model = GEmoClapModel(tiny_config(**config_kwargs))
     text_type = config_kwargs.get("text_type", "roberta")
     processor = tiny_processor(folder.parent / f"{folder.name}_tokenizer_src", text_type)
+    model.set_prompts(processor.tokenizer)  # as the Trainer does: the prompts' token ids are saved in config.json
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
