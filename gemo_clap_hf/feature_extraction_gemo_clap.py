@@ -1,13 +1,12 @@
 """Audio front end of GEmo-CLAP: turns raw waveforms into padded, normalised `input_values`.
 
-This file travels with saved models (`trust_remote_code`), so it imports only numpy, torch and transformers;
-librosa is imported lazily, only when a clip has to be resampled.
+This file travels with saved models (`trust_remote_code`), so it imports only numpy, torch, transformers and its
+sibling auto_map file; librosa is imported lazily, only when a clip has to be resampled.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType
+
+from .auto_map_gemo_clap import auto_map_of_folder
 
 # Float audio is expected in [-1, 1]; int PCM cast to float (up to 2**15 or 2**31) still normalises fine. A larger peak
 # is not audio as given (bytes read with the wrong dtype, uninitialised memory) and would overflow float32 maths.
@@ -167,23 +168,13 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         """`FeatureExtractionMixin.save_pretrained`, with an `auto_map` that names only files the folder holds.
 
-        A feature extractor taken from a processor's folder carries the processor's `AutoProcessor` entry; saved
-        alone (as transformers' audio-classification example saves it) that entry would name
-        processing_gemo_clap.py, which only the processor copies, and `AutoProcessor` would fail on the folder.
-        Such entries are dropped, so `AutoProcessor` falls back to this feature extractor, as it does for a
-        wav2vec 2.0 folder without a tokenizer. Entries pointing to another repository (`repo--module.Class`) stay.
+        Saved alone (as transformers' audio-classification example saves it), a feature extractor taken from a
+        processor's folder leaves out the processor's `AutoProcessor` entry: only the processor copies
+        processing_gemo_clap.py, and `AutoProcessor` then falls back to this feature extractor, as it does for a
+        wav2vec 2.0 folder without a tokenizer.
         """
-        auto_map = getattr(self, "auto_map", None)
-        if auto_map:
-            folder = os.fspath(save_directory)
-            self.auto_map = {
-                key: reference
-                for key, reference in auto_map.items()
-                if key == "AutoFeatureExtractor"
-                or "--" in reference
-                or os.path.isfile(os.path.join(folder, reference.split(".")[0] + ".py"))
-            }
-        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        with auto_map_of_folder(self, save_directory, "AutoFeatureExtractor"):
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     def _check_max_length(self) -> None:
         value = self.max_length_s

@@ -127,10 +127,11 @@ class GEmoClapZeroShotAudioClassificationPipeline(
     def __new__(cls, *args, **kwargs):
         model = kwargs.get("model", args[0] if args else None)
         if not _is_gemo_clap(model) and kwargs.get("tokenizer") is None:
+            # transformers would have refused this at pipeline() (the tokenizer is optional only for GEmo-CLAP).
             name = getattr(model, "name_or_path", model)
-            raise ValueError(
-                f"zero-shot-audio-classification needs a tokenizer for {name!r} and none could be loaded from it; "
-                "pass `tokenizer=` (a tokenizer or the path of one) to pipeline()."
+            logger.warning(
+                f"no tokenizer was loaded for {name!r}: zero-shot-audio-classification needs one for this model; "
+                "pass `tokenizer=` to pipeline()."
             )
         return super().__new__(cls, *args, **kwargs)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from tiny_models import random_clip, tiny_config, tiny_processor
+from tiny_models import auto_map_references, random_clip, tiny_config, tiny_processor
 from transformers import AutoFeatureExtractor, AutoProcessor, pipeline
 
 from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapForAudioClassification, GEmoClapModel
@@ -34,9 +34,11 @@ def write_old_layout(folder: Path, seed: int = 3, **config_kwargs) -> tuple[GEmo
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     config = json.loads((folder / "config.json").read_text())
-    config.pop("label_prompt_tokens")
+    config.pop("label_prompt_tokens", None)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-    (folder / "prompts_gemo_clap.py").unlink()  # the old folders have no such file; the old modeling file needs none
+    (folder / "prompts_gemo_clap.py").unlink(
+        missing_ok=True
+    )  # the old folders have no such file; the old modeling file needs none
     return model, processor
 
 
@@ -172,36 +174,19 @@ def test_relabelling_a_folder_without_a_tokenizer_says_what_to_pass(made, clip_f
     torch.testing.assert_close(logits, independent_logits(model, tokenizer, clip, list(new.values())))
 
 
-def _auto_map_entries(value):
-    """Every `auto_map` reference anywhere in a parsed JSON document (processor_config.json nests them)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "auto_map":
-                for reference in item.values():
-                    yield from reference if isinstance(reference, list) else [reference]
-            else:
-                yield from _auto_map_entries(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _auto_map_entries(item)
-
-
 def test_every_auto_map_entry_names_a_file_of_its_folder(made, tiny_checkpoint, tmp_path):
     folder, _, _ = made
-    alone = tmp_path / "feature_extractor_alone"
+    alone, config_alone = tmp_path / "feature_extractor_alone", tmp_path / "config_alone"
     AutoFeatureExtractor.from_pretrained(tiny_checkpoint).save_pretrained(alone)
-    for checked in (folder, tiny_checkpoint, alone):
-        references = [
-            (path.name, reference)
-            for path in checked.glob("*.json")
-            for reference in _auto_map_entries(json.loads(path.read_text()))
-            if reference and "--" not in reference
-        ]
+    GEmoClapForAudioClassification.from_pretrained(tiny_checkpoint).config.save_pretrained(config_alone)
+    for checked in (folder, tiny_checkpoint, alone, config_alone):
+        references = auto_map_references(checked)
         assert references, checked
         for name, reference in references:
             module = reference.split(".")[0]
             assert (checked / f"{module}.py").is_file(), f"{checked.name}/{name} names {reference}"
     assert type(AutoProcessor.from_pretrained(alone)).__name__ == "GEmoClapFeatureExtractor"
+    assert set(json.loads((config_alone / "config.json").read_text())["auto_map"]) == {"AutoConfig"}
 
 
 def test_the_loss_is_built_once_and_rebuilt_on_request(tmp_path, monkeypatch):

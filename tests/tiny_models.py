@@ -91,5 +91,29 @@ def random_clip(seconds: float, sampling_rate: int = 16000, seed: int = 0) -> np
     return (0.3 * clip / np.abs(clip).max()).astype(np.float32)
 
 
+def auto_map_references(folder: Path) -> list[tuple[str, str]]:
+    """(json file, reference) for every `auto_map` entry in the JSON files of `folder`, nested ones included
+    (processor_config.json holds the feature extractor's), references to other repositories left out."""
+
+    def entries(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "auto_map":
+                    for reference in item.values():
+                        yield from reference if isinstance(reference, list) else [reference]
+                else:
+                    yield from entries(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from entries(item)
+
+    return [
+        (path.name, reference)
+        for path in sorted(Path(folder).glob("*.json"))
+        for reference in entries(json.loads(path.read_text()))
+        if reference and "--" not in reference
+    ]
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
