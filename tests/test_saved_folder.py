@@ -219,3 +219,17 @@ def test_the_loss_is_built_once_and_rebuilt_on_request(tmp_path, monkeypatch):
         loss_type="emo",
     )
     torch.testing.assert_close(output.loss, expected.loss)
+
+
+def test_an_edited_prompt_table_in_config_json_is_named_with_the_fix(made, tmp_path):
+    import shutil
+
+    folder, _, _ = made
+    edited = tmp_path / "edited"
+    shutil.copytree(folder, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["label_prompt_tokens"]["emotion"]["input_ids"].pop()  # 4 texts, 3 rows of ids
+    (edited / "config.json").write_text(json.dumps(config))
+    fix = r"config.json's `label_prompt_tokens\['emotion'\]` needs one row .* per text; delete `label_prompt_tokens`"
+    with pytest.raises(ValueError, match=fix):
+        GEmoClapForAudioClassification.from_pretrained(edited)
