@@ -165,13 +165,15 @@ def text_embeddings_trained(gemo_clap, trained: bool):
 
 @contextmanager
 def loss_type(gemo_clap, name: str):
-    """The model's loss type inside the block (the loss is built from the config at every forward)."""
+    """The model's loss type inside the block (the model builds its loss once: rebuilt on each change)."""
     saved = gemo_clap.config.loss_type
     gemo_clap.config.loss_type = name
+    gemo_clap.rebuild_loss()
     try:
         yield
     finally:
         gemo_clap.config.loss_type = saved
+        gemo_clap.rebuild_loss()
 
 
 def iemocap_like_lengths(seed: int = 0) -> np.ndarray:

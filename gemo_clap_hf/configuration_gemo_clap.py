@@ -1,6 +1,6 @@
 """GEmoClapConfig: one config for the audio tower, the text tower, the projection and the GEmo-CLAP loss.
 
-Travels with saved models (`trust_remote_code`): imports only transformers and its sibling loss file.
+Travels with saved models (`trust_remote_code`): imports only transformers and its sibling loss and auto_map files.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import math
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .auto_map_gemo_clap import auto_map_of_folder
 from .loss_gemo_clap import LOSS_TYPES, TARGET_NORMALIZATIONS
 
 DEFAULT_EMOTION_LABELS = ("neutral", "happy", "sad", "angry")
@@ -36,6 +37,10 @@ class GEmoClapConfig(PretrainedConfig):
         logit_scale_init_value: initial temperature scale (1/0.07, as CLIP), stored as its log.
         target_normalization: how each row of the positive-pair matrix becomes a distribution: `"sum"` (divide by the
             row sum, the default) or `"softmax"` (row softmax, a reading of the paper some reimplementations use).
+        label_prompt_tokens: the tokenised label prompts, written by `model.set_prompts(tokenizer)`:
+            `{"emotion": {"texts": [...], "input_ids": [[...]], "attention_mask": [[...]]}, "gender": {...}}`. Saved
+            in config.json, so a folder written by `save_pretrained` alone classifies without a tokenizer (see
+            `GEmoClapPromptTable`); None until prompts are set.
     """
 
     model_type = "gemo_clap"
@@ -54,6 +59,7 @@ class GEmoClapConfig(PretrainedConfig):
     prompt_template: str = "{}"
     logit_scale_init_value: float = 1 / 0.07
     target_normalization: str = "sum"
+    label_prompt_tokens: dict | None = None
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
@@ -120,6 +126,13 @@ class GEmoClapConfig(PretrainedConfig):
             self._check_values()
             self._sync_label_maps()
         return None
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """`PretrainedConfig.save_pretrained`, with an `auto_map` that names only files the folder holds: saved
+        alone (the ONNX export writes it beside model.onnx), the model classes' entries are left out, since only the
+        model copies modeling_gemo_clap.py."""
+        with auto_map_of_folder(self, save_directory, "AutoConfig"):
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     def to_dict(self) -> dict:
         output = super().to_dict()

@@ -1,7 +1,7 @@
 """Audio front end of GEmo-CLAP: turns raw waveforms into padded, normalised `input_values`.
 
-This file travels with saved models (`trust_remote_code`), so it imports only numpy, torch and transformers;
-librosa is imported lazily, only when a clip has to be resampled.
+This file travels with saved models (`trust_remote_code`), so it imports only numpy, torch, transformers and its
+sibling auto_map file; librosa is imported lazily, only when a clip has to be resampled.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType
 
+from .auto_map_gemo_clap import auto_map_of_folder
 from .errors import GEmoClapAudioError
 
 # Float audio is expected in [-1, 1]; int PCM cast to float (up to 2**15 or 2**31) still normalises fine. A larger peak
@@ -157,6 +158,17 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
         self.pad_short_clips = pad_short_clips
         self.max_length_s = max_length_s
         self._check_max_length()
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """`FeatureExtractionMixin.save_pretrained`, with an `auto_map` that names only files the folder holds.
+
+        Saved alone (as transformers' audio-classification example saves it), a feature extractor taken from a
+        processor's folder leaves out the processor's `AutoProcessor` entry: only the processor copies
+        processing_gemo_clap.py, and `AutoProcessor` then falls back to this feature extractor, as it does for a
+        wav2vec 2.0 folder without a tokenizer.
+        """
+        with auto_map_of_folder(self, save_directory, "AutoFeatureExtractor"):
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     def _check_max_length(self) -> None:
         value = self.max_length_s

@@ -264,6 +264,40 @@ class GEmoClapLoss(nn.Module):
             num_genders=len(config.gender_labels),
         )
 
+    @staticmethod
+    def model_settings(config) -> dict:
+        """The settings of the loss a model builds from `config` (`GEmoClapModel.rebuild_loss`). The emotion count
+        is left out: the loss reads it from the emotion table at every call, so re-labelling needs no rebuild."""
+        return {
+            "loss_type": config.loss_type,
+            "alpha_e": float(config.alpha_e),
+            "target_normalization": config.target_normalization,
+            "num_genders": len(config.gender_labels),
+        }
+
+    @property
+    def settings(self) -> dict:
+        """This loss's settings, in the form of `model_settings`."""
+        return {
+            "loss_type": self.loss_type,
+            "alpha_e": self.alpha_e,
+            "target_normalization": self.target_normalization,
+            "num_genders": self.num_genders,
+        }
+
+    def checked_against(self, config) -> GEmoClapLoss:
+        """This loss, after checking that `config`'s loss settings are still the ones it was built with."""
+        built, wanted = self.settings, self.model_settings(config)
+        if built != wanted:
+            changed = ", ".join(
+                f"{key} {built[key]!r} -> {wanted[key]!r}" for key in built if built[key] != wanted[key]
+            )
+            raise ValueError(
+                f"the config's loss settings changed since the model built its loss ({changed}): call "
+                "`model.rebuild_loss()` after changing them."
+            )
+        return self
+
     @property
     def needs_gender(self) -> bool:
         return self.loss_type in ("sl", "ml")

@@ -5,6 +5,7 @@ Travels with saved models (`trust_remote_code`): imports only torch, transformer
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -14,13 +15,15 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutput, SequenceClassifierOutput
-from transformers.utils import WEIGHTS_INDEX_NAME, WEIGHTS_NAME, can_return_tuple
+from transformers.utils import WEIGHTS_INDEX_NAME, WEIGHTS_NAME, can_return_tuple, logging
 
 from .configuration_gemo_clap import MAX_LOGIT_SCALE, GEmoClapConfig
 from .loss_gemo_clap import GEmoClapLoss, _assert_label_range
 from .padding_gemo_clap import make_padding_invariant
+from .prompts_gemo_clap import GEmoClapPromptTable
+from .windows_gemo_clap import average_windows, embed_windows  # noqa: F401 - average_windows: re-exported
 
-LABEL_KINDS = ("emotion", "gender")
+logger = logging.get_logger(__name__)
 # `from_pretrained` keywords that also locate the tokenizer saved beside the weights.
 _TOKENIZER_HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "trust_remote_code")
 
@@ -123,7 +126,8 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """`PreTrainedModel.from_pretrained` (every keyword it takes), safetensors only unless told otherwise, then
-        the label prompts tokenised with the tokenizer saved beside the weights (see `set_prompts`).
+        the label-prompt table: the token ids saved in the config, else (folders saved before they were, or a model
+        re-labelled on loading) the tokenizer saved beside the weights (see `GEmoClapPromptTable`).
 
         GEmo-CLAP checkpoints are always saved as safetensors, so a pickle file in their place is refused instead
         of unpickled (`use_safetensors=False` lifts this for checkpoints you trust).
@@ -165,22 +169,28 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
         return flags
 
     def _load_prompt_tokenizer(self, name_or_path, kwargs) -> None:
+        """Keep the tokenizer saved beside the weights, if any, for prompts without saved ids (folders saved before
+        the ids were, re-labelled models), then make the table's ids; warn when some cannot be made."""
         from transformers import AutoTokenizer
 
         hub_kwargs = {key: kwargs[key] for key in _TOKENIZER_HUB_KWARGS if key in kwargs}
-        try:
+        # No tokenizer beside the weights: the saved ids serve, or the error names the fix when they are used.
+        with contextlib.suppress(OSError, ValueError, TypeError):
             # `config=` spares AutoTokenizer a second config load (which would ask again about remote code).
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, config=self.config, **hub_kwargs)
-        except (OSError, ValueError, TypeError):
-            return  # No tokenizer beside the weights: the user calls `set_prompts(tokenizer)` (named in the error).
-        self.set_prompts(tokenizer)
+            self.prompt_table.keep_tokenizer(tokenizer)
+        self.prompt_table.refresh(self.device)
+        if not self.prompt_table.has_prompts and self.config.label_prompt_tokens:
+            logger.warning(f"{name_or_path}: {self.prompt_table.missing_message()}")
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`, with both model classes in `auto_map`.
+        """`PreTrainedModel.save_pretrained`, with both model classes in `auto_map` and the label prompts' token
+        ids in config.json (`config.label_prompt_tokens`), so that the folder classifies without a tokenizer.
 
         One checkpoint serves every entry point: whichever class saved it, `trust_remote_code=True` users can load
         it with `AutoModel` and `AutoModelForAudioClassification` (both classes live in the copied modeling file).
         """
+        self.prompt_table.refresh(self.device)
         if self._auto_class is not None:
             module = type(self).__module__.split(".")[-1]
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
@@ -200,30 +210,6 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.bias)
         else:
             super()._init_weights(module)
-
-
-def _check_clip_index(clip_index: torch.Tensor, num_rows: int) -> int:
-    """The number of clips that `clip_index` maps rows to, after checking it can come from the feature extractor."""
-    fix = "pass the `clip_index` that GEmoClapFeatureExtractor returned with these `input_values`"
-    if clip_index.shape != (num_rows,):
-        raise ValueError(f"`clip_index` has shape {tuple(clip_index.shape)} for {num_rows} audio rows; {fix}.")
-    counts = torch.bincount(clip_index) if num_rows and clip_index.min() >= 0 else None
-    if counts is None or not bool((counts > 0).all()):
-        raise ValueError(f"`clip_index` must map every row to a clip id and cover 0..C-1; {fix}.")
-    return len(counts)
-
-
-def average_windows(embeds: torch.Tensor, clip_index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """One L2-normalised embedding per clip: the `weights`-weighted mean of its windows' embeddings, renormalised.
-
-    Rows of `embeds` are windows of clips (`clip_index[row]` = its clip, 0..C-1); windows are weighted by their
-    length in samples, so a short tail window counts for what it holds.
-    """
-    clip_index = clip_index.to(device=embeds.device, dtype=torch.long)
-    num_clips = _check_clip_index(clip_index, embeds.shape[0])
-    weighted = embeds.float() * weights.to(device=embeds.device, dtype=torch.float32)[:, None]  # float32 under autocast
-    sums = weighted.new_zeros((num_clips, embeds.shape[1])).index_add(0, clip_index, weighted)
-    return nn.functional.normalize(sums, dim=-1).to(embeds.dtype)
 
 
 def _drop_unused_modules(text_model: nn.Module) -> nn.Module:
@@ -274,13 +260,8 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         initial = math.log(config.logit_scale_init_value)
         self.logit_scale_audio = nn.Parameter(torch.tensor(initial))
         self.logit_scale_text = nn.Parameter(torch.tensor(initial))
-        for kind in LABEL_KINDS:  # the label-prompt table (set_prompts): follows the model across devices, not saved
-            self.register_buffer(f"{kind}_prompt_ids", None, persistent=False)
-            self.register_buffer(f"{kind}_prompt_mask", None, persistent=False)
-        self._prompt_texts: dict[str, list[str]] = {}
-        self._prompt_tokenizer = None
-        self._label_cache: dict[str, tuple[tuple, torch.Tensor]] = {}
-        self.register_load_state_dict_post_hook(lambda module, incompatible_keys: module._label_cache.clear())
+        self.prompt_table = GEmoClapPromptTable(config)  # token ids saved in the config, not in the state dict
+        self.rebuild_loss()
         self.post_init()
 
     @classmethod
@@ -341,75 +322,39 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         """
         self.text_model.get_input_embeddings().requires_grad_(False)
 
-    # ----- label prompts ----------------------------------------------------------------------------------------
+    # ----- label prompts and loss ------------------------------------------------------------------------------
 
     def set_prompts(self, tokenizer) -> None:
-        """Tokenise every emotion and gender label's prompt once (`config.prompts`), as the model's label table.
-
-        Done by `from_pretrained` from a folder that holds the tokenizer, by `from_audio_text_pretrained`, and by
-        GEmoClapTrainer; call it yourself for a model built from a bare config. The tokenizer is kept, so that a
-        model re-labelled later (new `config.emotion_labels`) re-derives its prompts.
-        """
-        self._prompt_tokenizer = tokenizer
-        device = self.text_projection.dense_in.weight.device
-        for kind in LABEL_KINDS:
-            texts = self.config.prompts(self._labels(kind))
-            encoded = tokenizer(texts, padding=True, return_tensors="pt")
-            setattr(self, f"{kind}_prompt_ids", encoded["input_ids"].to(device))
-            setattr(self, f"{kind}_prompt_mask", encoded["attention_mask"].to(device))
-            self._prompt_texts[kind] = texts
-        self._label_cache.clear()
+        """Tokenise every emotion and gender label's prompt once (`GEmoClapPromptTable.set_prompts`); the ids are
+        saved with the model. Done by `from_audio_text_pretrained`, by `from_pretrained` of a folder without saved
+        ids and by GEmoClapTrainer; call it yourself for a model built from a bare config."""
+        self.prompt_table.set_prompts(tokenizer, self.text_projection.dense_in.weight.device)
 
     @property
     def has_prompts(self) -> bool:
-        return all(getattr(self, f"{kind}_prompt_ids") is not None for kind in LABEL_KINDS)
-
-    def _labels(self, kind: str) -> list[str]:
-        if kind not in LABEL_KINDS:
-            raise ValueError(f"`kind` must be one of {LABEL_KINDS}, got {kind!r}.")
-        return self.config.emotion_labels if kind == "emotion" else self.config.gender_labels
+        return self.prompt_table.has_prompts
 
     def _prompt_inputs(self, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The tokenised prompts of `kind`, re-tokenised first if the config's labels or template changed."""
-        if self._prompt_texts.get(kind) != self.config.prompts(self._labels(kind)):
-            if self._prompt_tokenizer is None:
-                raise RuntimeError(
-                    "the label prompts are not tokenised: load the model with `from_pretrained` from a folder that "
-                    "holds its tokenizer, or call `model.set_prompts(tokenizer)` once."
-                )
-            self.set_prompts(self._prompt_tokenizer)
-        return getattr(self, f"{kind}_prompt_ids"), getattr(self, f"{kind}_prompt_mask")
-
-    def train(self, mode: bool = True):
-        """`nn.Module.train`; also drops the cached label embeddings, so every evaluation starts from the weights
-        as they are (fused optimizers and `p.data` updates change weights without any other trace)."""
-        self._label_cache.clear()
-        return super().train(mode)
+        """The tokenised prompts of `kind` (see `GEmoClapPromptTable.inputs`)."""
+        return self.prompt_table.inputs(kind, self.text_projection.dense_in.weight.device)
 
     def label_embeddings(self, kind: str = "emotion") -> torch.Tensor:
         """`(num_labels, projection_dim)` L2-normalised embeddings of every `kind` ("emotion"/"gender") label's
         prompt, in label-id order.
 
-        Training mode: recomputed at every call (with gradient when enabled). Evaluation mode: computed once and
-        cached until the next `train()`/`eval()` call, `load_state_dict`, or a dtype/device change; after changing
-        weights in place in evaluation mode, call `model.eval()` again.
+        Recomputed at every call in training mode; cached in evaluation mode (`GEmoClapPromptTable.embeddings`):
+        after changing weights in place in evaluation mode, call `model.eval()` again.
         """
-        input_ids, attention_mask = self._prompt_inputs(kind)
-        # Keyed by the weights' dtype and device and the autocast state (under autocast the embeddings come out in
-        # the autocast dtype, not the weights').
-        reference = self.text_projection.dense_in.weight
-        key = (reference.dtype, reference.device, torch.is_autocast_enabled(reference.device.type))
-        cached = None if self.training else self._label_cache.get(kind)
-        if cached is not None and cached[0] == key:
-            embeds = cached[1]
-            if embeds.is_inference() and not torch.is_inference_mode_enabled():
-                embeds = embeds.clone()  # usable by autograd outside inference mode
-                self._label_cache[kind] = (key, embeds)
-            return embeds
-        embeds = self.get_text_features(input_ids, attention_mask, return_dict=True).pooler_output
-        if not self.training and not _is_tracing():
-            self._label_cache[kind] = (key, embeds.detach())
-        return embeds
+        return self.prompt_table.embeddings(kind, self._encode_prompts, self.text_projection.dense_in.weight)
+
+    def _encode_prompts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.get_text_features(input_ids, attention_mask, return_dict=True).pooler_output
+
+    def rebuild_loss(self) -> None:
+        """Build the loss (`GEmoClapLoss`) from the config's `loss_type`, `alpha_e`, `target_normalization` and
+        `gender_labels`: done once by `__init__`; call it after changing any of them on a built model (forward
+        refuses a loss that disagrees with the config). Re-labelling the emotions needs no rebuild."""
+        self.loss_fn = GEmoClapLoss(**GEmoClapLoss.model_settings(self.config))
 
     def label_logits(self, audio_embeds: torch.Tensor, kind: str = "emotion") -> torch.Tensor:
         """`(N, num_labels)`: s_a · similarity of audio embeddings to every `kind` label's prompt, in id order.
@@ -461,7 +406,16 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         flags = self._output_flags(self.config.audio_config, output_hidden_states, output_attentions)
         if clip_index is None:
             return self._embed_rows(input_values, audio_attention_mask, flags)
-        return self._embed_windows(input_values, audio_attention_mask, clip_index, flags)
+        return embed_windows(
+            self._embed_rows,
+            input_values,
+            audio_attention_mask,
+            clip_index,
+            flags,
+            window_batch_size=self.window_batch_size,
+            receptive_field=receptive_field,
+            output_frames=self.audio_model._get_feat_extract_output_lengths,
+        )
 
     def _embed_rows(self, input_values, audio_attention_mask, flags: dict) -> BaseModelOutputWithPooling:
         tower = self.audio_model(input_values, attention_mask=audio_attention_mask, **flags, return_dict=True)
@@ -476,39 +430,6 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
             pooler_output=nn.functional.normalize(self.audio_projection(pooled), dim=-1),
             hidden_states=tower.hidden_states,
             attentions=tower.attentions,
-        )
-
-    def _embed_windows(
-        self,
-        input_values: torch.Tensor,
-        audio_attention_mask: torch.Tensor | None,
-        clip_index: torch.Tensor,
-        flags: dict,
-    ) -> BaseModelOutputWithPooling:
-        """Encode windows in chunks (memory bounded by `window_batch_size`), then average them per clip."""
-        step = max(1, int(self.window_batch_size))
-        chunks = []
-        for start in range(0, input_values.shape[0], step):
-            values = input_values[start : start + step]
-            mask = None if audio_attention_mask is None else audio_attention_mask[start : start + step]
-            if mask is not None:  # drop the padding the whole batch shares but this chunk does not need
-                length = max(int(mask.sum(-1).max()), self.config.receptive_field)
-                values, mask = values[:, :length], mask[:, :length]
-            chunks.append(self._embed_rows(values, mask, flags))
-        lengths = (
-            audio_attention_mask.sum(-1)
-            if audio_attention_mask is not None
-            else torch.full((input_values.shape[0],), input_values.shape[1], device=input_values.device)
-        )
-        embeds = average_windows(torch.cat([chunk.pooler_output for chunk in chunks]), clip_index, lengths)
-        if not any(flags.values()):
-            return BaseModelOutputWithPooling(pooler_output=embeds)
-        frames = int(self.audio_model._get_feat_extract_output_lengths(input_values.shape[1]))
-        return BaseModelOutputWithPooling(
-            last_hidden_state=_stack_window_rows([(chunk.last_hidden_state,) for chunk in chunks], frames, (1,))[0],
-            pooler_output=embeds,
-            hidden_states=_stack_window_rows([chunk.hidden_states for chunk in chunks], frames, (1,)),
-            attentions=_stack_window_rows([chunk.attentions for chunk in chunks], frames, (2, 3)),
         )
 
     @can_return_tuple
@@ -582,7 +503,7 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         if want_loss:
             if emotion_labels is None:
                 raise ValueError("`return_loss=True` needs `emotion_labels` (one emotion id per clip).")
-            loss_fn = GEmoClapLoss.from_config(self.config)
+            loss_fn = self.loss_fn.checked_against(self.config)
             emotion_table = text_embeds if input_ids is None else self.label_embeddings("emotion")
             gender_table = self.label_embeddings("gender") if self.config.loss_type == "ml" else None
             losses = loss_fn(
@@ -618,28 +539,6 @@ class GEmoClapClassifierOutput(SequenceClassifierOutput):
     audio_embeds: torch.FloatTensor | None = None
 
 
-def _pad_frames(tensor: torch.Tensor, frames: int, dims: tuple[int, ...]) -> torch.Tensor:
-    """Zero-pad `tensor` at the end of each of `dims` to `frames`."""
-    pad = [0] * (2 * tensor.ndim)  # nn.functional.pad lists the last dimension first
-    for dim in dims:
-        pad[2 * (tensor.ndim - 1 - dim) + 1] = frames - tensor.shape[dim]
-    return nn.functional.pad(tensor, pad)
-
-
-def _stack_window_rows(per_chunk: list, frames: int, frame_dims: tuple[int, ...]) -> tuple | None:
-    """Per-layer tensors of all window rows: each chunk's (cut to its longest window) zero-padded to `frames` along
-    `frame_dims`, then concatenated in row order; None when the tower did not return them."""
-    if per_chunk[0] is None:
-        return None
-    return tuple(torch.cat([_pad_frames(t, frames, frame_dims) for t in layer]) for layer in zip(*per_chunk))
-
-
-def _is_tracing() -> bool:
-    """Whether torch.compile / torch.export is tracing: their tensors must not be cached across calls."""
-    is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # older torch has no is_exporting
-    return torch.compiler.is_compiling() or is_exporting()
-
-
 class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
     """Emotion classification by similarity to every emotion label's prompt; inference costs one audio pass.
 
@@ -673,8 +572,12 @@ class GEmoClapForAudioClassification(GEmoClapPreTrainedModel):
         self.gemo_clap.window_batch_size = value
 
     def set_prompts(self, tokenizer) -> None:
-        """Tokenise the label prompts once (see `GEmoClapModel.set_prompts`; done by `from_pretrained`)."""
+        """Tokenise the label prompts once (see `GEmoClapModel.set_prompts`)."""
         self.gemo_clap.set_prompts(tokenizer)
+
+    @property
+    def prompt_table(self) -> GEmoClapPromptTable:
+        return self.gemo_clap.prompt_table
 
     @property
     def has_prompts(self) -> bool:

@@ -16,12 +16,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from transformers import BatchEncoding
 from transformers.pipelines import PIPELINE_REGISTRY, AudioClassificationPipeline, ZeroShotAudioClassificationPipeline
 from transformers.utils import logging
 
 from .feature_extraction_gemo_clap import prepare_waveform
 
 logger = logging.get_logger(__name__)
+
+# transformers' default `hypothesis_template`, kept when a tokenizer scores any text.
+STOCK_HYPOTHESIS_TEMPLATE = "This is a sound of {}."
 
 
 def decode_pipeline_input(inputs: Any, sampling_rate: int) -> Any:
@@ -110,13 +114,53 @@ class GEmoClapAudioClassificationPipeline(
 class GEmoClapZeroShotAudioClassificationPipeline(
     _StockPipelineForOtherModels, _OneClipPerBatchWhenWindowing, ZeroShotAudioClassificationPipeline
 ):
-    """`pipeline("zero-shot-audio-classification")` that also accepts paths, bytes, dicts, tensors and stereo arrays."""
+    """`pipeline("zero-shot-audio-classification")` that also accepts paths, bytes, dicts, tensors and stereo arrays.
+
+    A GEmo-CLAP folder saved without a tokenizer (`model.save_pretrained` alone) still scores the prompts whose
+    token ids were saved with the model: its emotion or its gender labels. `hypothesis_template` then defaults to
+    the model's `prompt_template`; any other text needs `tokenizer=` (the text encoder's).
+    """
 
     stock_class = ZeroShotAudioClassificationPipeline
+    _load_tokenizer = None  # loaded when the folder has one; a GEmo-CLAP model can do without (see above)
 
-    def preprocess(self, audio, candidate_labels=None, hypothesis_template="This is a sound of {}."):
+    def __new__(cls, *args, **kwargs):
+        model = kwargs.get("model", args[0] if args else None)
+        if not _is_gemo_clap(model) and kwargs.get("tokenizer") is None:
+            # transformers would have refused this at pipeline() (the tokenizer is optional only for GEmo-CLAP).
+            name = getattr(model, "name_or_path", model)
+            logger.warning(
+                f"no tokenizer was loaded for {name!r}: zero-shot-audio-classification needs one for this model; "
+                "pass `tokenizer=` to pipeline()."
+            )
+        return super().__new__(cls, *args, **kwargs)
+
+    def preprocess(self, audio, candidate_labels=None, hypothesis_template=None):
         audio = decode_pipeline_input(audio, self.feature_extractor.sampling_rate)
-        return super().preprocess(audio, candidate_labels=candidate_labels, hypothesis_template=hypothesis_template)
+        if self.tokenizer is None:
+            return self._preprocess_with_saved_prompts(audio, candidate_labels, hypothesis_template)
+        template = STOCK_HYPOTHESIS_TEMPLATE if hypothesis_template is None else hypothesis_template
+        return super().preprocess(audio, candidate_labels=candidate_labels, hypothesis_template=template)
+
+    def _preprocess_with_saved_prompts(self, audio, candidate_labels, hypothesis_template):
+        config = self.model.config
+        template = config.prompt_template if hypothesis_template is None else hypothesis_template
+        texts = [template.format(label) for label in candidate_labels]
+        text_inputs = self.model.prompt_table.saved_inputs(texts)
+        if text_inputs is None:
+            raise ValueError(
+                f"this GEmo-CLAP model has no tokenizer, so the zero-shot pipeline scores only the prompts saved with "
+                f"it, and {texts} are not among them: pass `candidate_labels` from {config.emotion_labels} or from "
+                f"{config.gender_labels} with hypothesis_template={config.prompt_template!r} (the default here), or "
+                "pass `tokenizer=` (the text encoder's) to pipeline() to score any text."
+            )
+        inputs = self.feature_extractor(
+            [audio], sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt"
+        )
+        inputs = inputs.to(self.dtype)
+        inputs["candidate_labels"] = candidate_labels
+        inputs["text_inputs"] = [BatchEncoding(text_inputs)]
+        return inputs
 
 
 def register_pipelines() -> None:

@@ -369,7 +369,7 @@ def test_classifier_exports_with_dynamic_batch_and_time(tiny_checkpoint, process
     exported = torch.export.export(
         classifier, (), inputs, dynamic_shapes={name: {0: batch, 1: time} for name in inputs}
     )
-    assert classifier.gemo_clap._label_cache == {}  # tracing left no fake tensors in the cache
+    assert classifier.gemo_clap.prompt_table._cache == {}  # tracing left no fake tensors in the cache
     other = processor(
         audio=[random_clip(0.7, seed=3), random_clip(0.3, seed=4), random_clip(2.0, seed=5)],
         sampling_rate=16000,

@@ -76,6 +76,7 @@ def save_tiny_checkpoint(folder: Path, seed: int = 0, **config_kwargs) -> Path:
     model = GEmoClapModel(tiny_config(**config_kwargs))
     text_type = config_kwargs.get("text_type", "roberta")
     processor = tiny_processor(folder.parent / f"{folder.name}_tokenizer_src", text_type)
+    model.set_prompts(processor.tokenizer)  # as the Trainer does: the prompts' token ids are saved in config.json
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
@@ -88,6 +89,30 @@ def random_clip(seconds: float, sampling_rate: int = 16000, seed: int = 0) -> np
     f0 = rng.uniform(100, 250)
     clip = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)) + 0.1 * rng.standard_normal(t.shape)
     return (0.3 * clip / np.abs(clip).max()).astype(np.float32)
+
+
+def auto_map_references(folder: Path) -> list[tuple[str, str]]:
+    """(json file, reference) for every `auto_map` entry in the JSON files of `folder`, nested ones included
+    (processor_config.json holds the feature extractor's), references to other repositories left out."""
+
+    def entries(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "auto_map":
+                    for reference in item.values():
+                        yield from reference if isinstance(reference, list) else [reference]
+                else:
+                    yield from entries(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from entries(item)
+
+    return [
+        (path.name, reference)
+        for path in sorted(Path(folder).glob("*.json"))
+        for reference in entries(json.loads(path.read_text()))
+        if reference and "--" not in reference
+    ]
 
 
 def read_json(path: Path) -> dict:
