@@ -19,14 +19,17 @@ import numpy as np
 from transformers.pipelines import PIPELINE_REGISTRY, AudioClassificationPipeline, ZeroShotAudioClassificationPipeline
 from transformers.utils import logging
 
-from .feature_extraction_gemo_clap import prepare_waveform
+from .feature_extraction_gemo_clap import is_audio_decoder, prepare_waveform
 
 logger = logging.get_logger(__name__)
 
 
 def decode_pipeline_input(inputs: Any, sampling_rate: int) -> Any:
-    """Paths, bytes, arrays, tensors and `{"array"|"raw", "sampling_rate"}` dicts become mono float32 arrays at
-    `sampling_rate`, checked by `prepare_waveform`; anything else is left for the stock pipeline to reject."""
+    """Paths, bytes, arrays, tensors, `{"array"|"raw", "sampling_rate"}` dicts and torchcodec `AudioDecoder`
+    objects (a decoded `datasets` Audio column) become mono float32 arrays at `sampling_rate`, checked by
+    `prepare_waveform`; anything else is left for the stock pipeline to reject."""
+    if is_audio_decoder(inputs):
+        return prepare_waveform(inputs, None, sampling_rate)
     if isinstance(inputs, (str, bytes)) and not (
         isinstance(inputs, str) and inputs.startswith(("http://", "https://"))
     ):
@@ -52,6 +55,15 @@ def _to_numpy(array: Any) -> Any:
         tensor = array.detach().cpu()
         return tensor.float().numpy() if tensor.dtype.is_floating_point else tensor.numpy()
     return array
+
+
+def _features(pipe, audio: Any):
+    """The feature extractor's padded batch for one decoded clip (several rows when it is split into windows),
+    in the pipeline's dtype. The stock preprocess calls the feature extractor without `padding`, which pads only
+    when asked."""
+    extractor = pipe.feature_extractor
+    features = extractor(audio, sampling_rate=extractor.sampling_rate, padding=True, return_tensors="pt")
+    return features if pipe.dtype is None else features.to(dtype=pipe.dtype)
 
 
 def _is_gemo_clap(model: Any) -> bool:
@@ -104,7 +116,10 @@ class GEmoClapAudioClassificationPipeline(
     stock_class = AudioClassificationPipeline
 
     def preprocess(self, inputs):
-        return super().preprocess(decode_pipeline_input(inputs, self.feature_extractor.sampling_rate))
+        audio = decode_pipeline_input(inputs, self.feature_extractor.sampling_rate)
+        if not isinstance(audio, np.ndarray):
+            return super().preprocess(audio)  # the stock pipeline's error for what neither can read
+        return _features(self, audio)
 
 
 class GEmoClapZeroShotAudioClassificationPipeline(
@@ -116,7 +131,13 @@ class GEmoClapZeroShotAudioClassificationPipeline(
 
     def preprocess(self, audio, candidate_labels=None, hypothesis_template="This is a sound of {}."):
         audio = decode_pipeline_input(audio, self.feature_extractor.sampling_rate)
-        return super().preprocess(audio, candidate_labels=candidate_labels, hypothesis_template=hypothesis_template)
+        if not isinstance(audio, np.ndarray):
+            return super().preprocess(audio, candidate_labels=candidate_labels, hypothesis_template=hypothesis_template)
+        inputs = _features(self, [audio])
+        inputs["candidate_labels"] = candidate_labels
+        texts = [hypothesis_template.format(label) for label in candidate_labels]
+        inputs["text_inputs"] = [self.tokenizer(texts, return_tensors="pt", padding=True)]
+        return inputs
 
 
 def register_pipelines() -> None:

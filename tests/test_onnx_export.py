@@ -93,7 +93,7 @@ def test_long_clips_are_windowed_outside_the_graph(exported):
     runner = OnnxClassifier(out_dir)
     runner.feature_extractor.max_length_s = 1.0
     clips = [random_clip(2.6, seed=3), random_clip(0.7, seed=4)]
-    inputs = runner.feature_extractor(clips, sampling_rate=RATE, return_tensors="pt")
+    inputs = runner.feature_extractor(clips, sampling_rate=RATE, padding=True, return_tensors="pt")
     assert "clip_index" in inputs
     with torch.no_grad():
         expected = classifier(**inputs).logits.numpy()

@@ -85,7 +85,9 @@ def _example_inputs(feature_extractor, lengths_s: tuple[float, ...], seed: int) 
     for seconds in lengths_s:
         t = np.arange(int(seconds * rate)) / rate
         clips.append((np.sin(2 * np.pi * rng.uniform(100, 250) * t) + 0.1 * rng.standard_normal(t.shape)) * 0.3)
-    inputs = feature_extractor([c.astype(np.float32) for c in clips], sampling_rate=rate, return_tensors="np")
+    inputs = feature_extractor(
+        [c.astype(np.float32) for c in clips], sampling_rate=rate, padding=True, return_tensors="np"
+    )
     return {name: inputs[name] for name in INPUT_NAMES}
 
 
@@ -265,7 +267,7 @@ class OnnxClassifier:
         return logits, embeds
 
     def _run(self, clips, sampling_rate):
-        inputs = self.feature_extractor(clips, sampling_rate=sampling_rate, return_tensors="np")
+        inputs = self.feature_extractor(clips, sampling_rate=sampling_rate, padding=True, return_tensors="np")
         return (inputs, *self.run_features(inputs))
 
     def _windowed(self, inputs, embeds, kind: str) -> np.ndarray:

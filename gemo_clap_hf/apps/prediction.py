@@ -192,7 +192,9 @@ def _decode_batch(feature_extractor, clips: list[_Clip]) -> tuple[dict | None, l
             failures.append(Failure(clip.file, str(error)))
 
     def featurise(items, arrays):
-        return feature_extractor(arrays, sampling_rate=rate, names=[c.file for c in items], return_tensors="pt")
+        return feature_extractor(
+            arrays, sampling_rate=rate, padding=True, names=[c.file for c in items], return_tensors="pt"
+        )
 
     try:
         return (featurise(good, waveforms) if good else None), good, failures

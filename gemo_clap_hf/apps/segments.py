@@ -119,7 +119,11 @@ class _WindowScorer:
         segments: list[Segment | None] = [None] * len(clips)
         for bucket in length_buckets([len(c) for c in clips], self.batch_size):
             inputs = self.feature_extractor(
-                [clips[i] for i in bucket], sampling_rate=rate, names=[file] * len(bucket), return_tensors="pt"
+                [clips[i] for i in bucket],
+                sampling_rate=rate,
+                padding=True,
+                names=[file] * len(bucket),
+                return_tensors="pt",
             )
             emotion, gender = self.scorer(inputs)
             for row, i in enumerate(bucket):
