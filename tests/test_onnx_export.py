@@ -29,7 +29,7 @@ BATCHES = [(2.7, 0.4, 1.3, 0.9, 0.02), (0.5,), (3.1, 3.0)]
 
 def _batch(lengths, seed=0) -> dict:
     clips = [random_clip(seconds, seed=seed + i) for i, seconds in enumerate(lengths)]
-    return GEmoClapFeatureExtractor(max_length_s=None)(clips, sampling_rate=RATE, return_tensors="np")
+    return GEmoClapFeatureExtractor(max_length_s=None)(clips, sampling_rate=RATE, padding=True, return_tensors="np")
 
 
 def test_graph_inputs_outputs_and_dynamic_axes(exported):
