@@ -2,9 +2,10 @@
 
 transformers' audio pipelines read paths and bytes through an `ffmpeg` binary and resample `{"array",
 "sampling_rate"}` inputs with torchaudio; neither is a dependency of this package (nor installed on many
-machines). These subclasses turn every accepted input into a mono 16 kHz array first, with the package's own
-decoding and checks, and then hand it to the stock pipeline unchanged: for an array at the model's rate they
-behave exactly like transformers' classes.
+machines). These subclasses turn every accepted input (torchcodec `AudioDecoder` objects from `datasets` Audio
+columns included) into a mono 16 kHz array first, with the package's own decoding and checks, then featurise it as
+the stock preprocess does, asking the feature extractor for a padded batch (it pads only when asked, and a long
+clip's windows differ in length); forward and postprocess are transformers' own.
 
 Every array goes through the package's checks (`prepare_waveform`), so bad audio raises `GEmoClapAudioError`
 with the fix, not an error from deep inside torch. Long clips are windowed by the feature extractor (see
