@@ -44,6 +44,9 @@ class GEmoClapConfig(PretrainedConfig):
     """
 
     model_type = "gemo_clap"
+    # A plain `Trainer` predicts the emotion logits alone, as for any audio classifier (the example's
+    # `compute_metrics` takes one array): the classifier's embeddings and ML gender logits stay out of `predictions`.
+    keys_to_ignore_at_inference = ["audio_embeds", "gender_logits"]
     sub_configs_defaults = {
         "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="wavlm"),
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="roberta"),

@@ -7,6 +7,7 @@ sibling auto_map file; librosa is imported lazily, only when a clip has to be re
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -111,17 +112,68 @@ def resample(waveform: np.ndarray, orig_rate: int, target_rate: int, name: str |
     return librosa.resample(waveform, orig_sr=orig_rate, target_sr=target_rate, res_type="soxr_hq").astype(np.float32)
 
 
-def prepare_waveform(waveform: Any, sampling_rate: int | None, target_rate: int, name: str | None = None) -> np.ndarray:
-    """Everything a raw clip needs before padding: numeric checks, mono float32, resampling."""
-    mono = to_mono_float32(waveform, name)
-    return resample(mono, sampling_rate if sampling_rate is not None else target_rate, target_rate, name)
+def is_audio_decoder(value: Any) -> bool:
+    """Whether `value` is a torchcodec `AudioDecoder` (what a `datasets` Audio column holds when torchcodec is
+    installed). A decoder exists only once torchcodec is imported, so torchcodec is never imported here."""
+    torchcodec = sys.modules.get("torchcodec")
+    decoders = getattr(torchcodec, "decoders", None)
+    return decoders is not None and isinstance(value, decoders.AudioDecoder)
+
+
+def unpack_clip(clip: Any, name: str | None = None) -> tuple[Any, int | None]:
+    """The samples of a clip and the rate it carries: an array or tensor as given (no rate of its own), a
+    `{"array", "sampling_rate"}` dict (`datasets`' decoded audio; "raw" is read as "array", as transformers'
+    pipelines do), or a torchcodec `AudioDecoder`, decoded whole ((channels, time) samples at its output rate)."""
+    if isinstance(clip, dict):
+        if "sampling_rate" in clip and ("array" in clip or "raw" in clip):
+            return (clip["raw"] if "raw" in clip else clip["array"]), clip["sampling_rate"]
+        raise GEmoClapAudioError(
+            f"{_clip_name(name)} is a dict with keys {sorted(clip)}; pass decoded audio as "
+            '{"array": samples, "sampling_rate": rate} (a `datasets` Audio column decodes to that). Files '
+            '(paths, {"path", "bytes"} dicts) are decoded by `gemo_clap_hf.data.load_audio` and the pipelines.'
+        )
+    if is_audio_decoder(clip):
+        samples = clip.get_all_samples()
+        return samples.data.cpu().numpy(), int(samples.sample_rate)
+    return clip, None
+
+
+def _clip_rate(own_rate: int | None, given_rate: int | None, name: str | None) -> int | None:
+    """The rate a clip is at: the one it carries (a dict, a decoder), which a given `sampling_rate` must match."""
+    if own_rate is None or given_rate is None or own_rate == given_rate:
+        return own_rate if own_rate is not None else given_rate
+    raise GEmoClapAudioError(
+        f"{_clip_name(name)} carries its own sampling rate ({own_rate} Hz) but sampling_rate={given_rate} was "
+        "passed; drop the `sampling_rate` argument (the clip's own rate is used) or pass the clip's rate."
+    )
+
+
+def prepare_waveform(clip: Any, sampling_rate: int | None, target_rate: int, name: str | None = None) -> np.ndarray:
+    """Everything a raw clip needs before padding: numeric checks, mono float32, resampling to `target_rate`.
+
+    `clip` is an array or tensor at `sampling_rate` (`None`: already at `target_rate`), or a clip that carries its
+    own rate (a `{"array", "sampling_rate"}` dict, a torchcodec `AudioDecoder`; see `unpack_clip`).
+    """
+    samples, own_rate = unpack_clip(clip, name)
+    rate = _clip_rate(own_rate, sampling_rate, name)
+    mono = to_mono_float32(samples, name)
+    return resample(mono, rate if rate is not None else target_rate, target_rate, name)
 
 
 class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
     r"""Wav2Vec2-style feature extractor: per-clip zero-mean / unit-variance, zero padding, `audio_attention_mask`.
 
     Returns `audio_attention_mask` (not `attention_mask`) because the zero-shot pipeline passes audio and text
-    inputs to the model in one call and the text tokenizer owns `attention_mask`.
+    inputs to the model in one call and the text tokenizer owns `attention_mask`; `pad()` (what
+    `DataCollatorWithPadding` calls) takes and returns the mask under the same name.
+
+    Padding: like `Wav2Vec2FeatureExtractor`, clips are padded only when asked (`padding=False` by default), so rows
+    reach a collator at their own lengths and the collator's `pad()` builds the mask (transformers'
+    audio-classification example and task guide: `feature_extractor(wavs, sampling_rate=...)`, then
+    `Trainer(processing_class=feature_extractor)`). Pass `padding=True` for a ready batch.
+
+    Inputs: arrays or tensors at `sampling_rate`, `{"array", "sampling_rate"}` dicts or torchcodec `AudioDecoder`
+    objects (what a `datasets` Audio column holds), one clip or a sequence of clips (a list, a `datasets` column).
 
     Long clips: a clip longer than `max_length_s` is cut into windows of that length (the last window takes the
     remainder), each window normalised as a clip of its own and returned as its own row; `clip_index[row]` then says
@@ -218,34 +270,62 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
             windows[-1] = np.concatenate([windows[-1], tail])
         return windows
 
-    def _rows(self, clips: list[Any], sampling_rate: int | None, names: list[str | None]) -> tuple[list, list[int]]:
-        """Every clip checked, converted, padded to the receptive field and windowed; rows and their clip ids."""
+    def _rows(
+        self, clips: list[Any], sampling_rate: int | None, names: list[str | None], keep: int | None
+    ) -> tuple[list, list[int]]:
+        """Every clip checked, converted, cut to `keep` samples (truncation), padded to the receptive field and
+        windowed; the rows and their clip ids."""
         rows, clip_index = [], []
         for index, (clip, name) in enumerate(zip(clips, names)):
-            waveform = self._check_length(prepare_waveform(clip, sampling_rate, self.sampling_rate, name), name)
-            windows = self.split_into_windows(waveform)
+            waveform = prepare_waveform(clip, sampling_rate, self.sampling_rate, name)[:keep]
+            windows = self.split_into_windows(self._check_length(waveform, name))
             rows.extend(self._normalize(window) if self.do_normalize else window for window in windows)
             clip_index.extend([index] * len(windows))
         return rows, clip_index
 
+    def _truncation_length(self, truncation: bool, max_length: int | None) -> int | None:
+        if not truncation:
+            return None
+        if max_length is None:
+            raise ValueError("`truncation=True` needs `max_length` (in samples), e.g. max_length=16000 for 1 s.")
+        if max_length < self.min_length:
+            raise ValueError(
+                f"`max_length`={max_length} is shorter than the audio encoder's receptive field ({self.min_length} "
+                "samples); truncate to a longer length."
+            )
+        return max_length
+
+    def pad(self, processed_features, *args, **kwargs) -> BatchFeature:
+        """`SequenceFeatureExtractor.pad` with the mask named `audio_attention_mask` (a name every GEmo-CLAP model
+        takes as the audio mask) in and out, so `DataCollatorWithPadding(feature_extractor)` pads rows and masks
+        from `__call__` and returns what the models read."""
+        padded = super().pad(_renamed(processed_features, "audio_attention_mask", "attention_mask"), *args, **kwargs)
+        if "attention_mask" in padded:
+            padded["audio_attention_mask"] = padded.pop("attention_mask")
+        return padded
+
     def __call__(
         self,
-        raw_speech: np.ndarray | Sequence[Any],
+        raw_speech: Any,
         sampling_rate: int | None = None,
-        padding: bool | str = True,
+        padding: bool | str = False,
         max_length: int | None = None,
+        truncation: bool = False,
         pad_to_multiple_of: int | None = None,
         return_tensors: str | TensorType | None = None,
         return_attention_mask: bool | None = None,
         names: Sequence[str] | None = None,
         **kwargs,
     ) -> BatchFeature:
-        """Prepare one clip or a batch (a list of clips). `names` (e.g. file paths) label clips in error messages.
+        """Prepare one clip or a batch (a sequence of clips). `names` (e.g. file paths) label clips in errors.
 
-        A 2-D array whose shorter axis has at most 2 entries is read as one stereo clip; pass batches as lists.
-        Adds `clip_index` when a clip longer than `max_length_s` was split into windows (see the class docstring).
+        `padding`, `max_length`, `truncation` and `pad_to_multiple_of` are `SequenceFeatureExtractor.pad`'s
+        (`padding=False` by default: rows keep their lengths); truncation cuts each clip to `max_length` samples
+        before windowing and normalisation. A 2-D array whose shorter axis has at most 2 entries is read as one
+        stereo clip; pass batches as lists. Adds `clip_index` when a clip longer than `max_length_s` was split into
+        windows (see the class docstring).
         """
-        is_batched = isinstance(raw_speech, (list, tuple)) or (
+        is_batched = (isinstance(raw_speech, Sequence) and not isinstance(raw_speech, (str, bytes))) or (
             isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 2 and min(raw_speech.shape) > 2
         )
         # A 2-D array with one short axis of <= 2 is a stereo clip; a wider 2-D array is a batch of mono clips.
@@ -256,7 +336,14 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"`names` has {len(names)} entries for {len(clips)} clips; give one name per clip.")
         if names is None:
             names = [f"#{index}" if is_batched else None for index in range(len(clips))]
-        rows, clip_index = self._rows(clips, sampling_rate, list(names))
+        keep = self._truncation_length(truncation, max_length)
+        rows, clip_index = self._rows(clips, sampling_rate, list(names), keep)
+        if return_tensors is not None and not padding and len({len(row) for row in rows}) > 1:
+            raise ValueError(
+                f"the clips give rows of different lengths ({min(map(len, rows))} to {max(map(len, rows))} samples"
+                f"{', long clips split into windows' if len(rows) > len(clips) else ''}), which cannot be stacked "
+                f"into one tensor without padding; pass padding=True (or return_tensors=None)."
+            )
 
         padded = self.pad(
             BatchFeature({"input_values": rows}),
@@ -268,10 +355,19 @@ class GEmoClapFeatureExtractor(SequenceFeatureExtractor):
         result = {"input_values": [np.asarray(v, dtype=np.float32) for v in padded["input_values"]]}
         want_mask = self.return_attention_mask if return_attention_mask is None else return_attention_mask
         if want_mask:
-            result["audio_attention_mask"] = [np.asarray(m, dtype=np.int32) for m in padded["attention_mask"]]
+            result["audio_attention_mask"] = [np.asarray(m, dtype=np.int32) for m in padded["audio_attention_mask"]]
         if len(rows) > len(clips):
             result["clip_index"] = np.asarray(clip_index, dtype=np.int64)
         return BatchFeature(result, tensor_type=return_tensors)
+
+
+def _renamed(features: Any, old: str, new: str) -> Any:
+    """`features` (a dict, a BatchFeature or a list of them) with key `old` renamed to `new`."""
+    if isinstance(features, (list, tuple)):
+        return [_renamed(feature, old, new) for feature in features]
+    if not hasattr(features, "keys") or old not in features:
+        return features
+    return {new if key == old else key: value for key, value in features.items()}
 
 
 __all__ = [
@@ -279,7 +375,9 @@ __all__ = [
     "MAX_ABS_AMPLITUDE",
     "GEmoClapAudioError",
     "GEmoClapFeatureExtractor",
+    "is_audio_decoder",
     "prepare_waveform",
     "resample",
     "to_mono_float32",
+    "unpack_clip",
 ]

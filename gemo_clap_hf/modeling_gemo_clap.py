@@ -212,6 +212,24 @@ class GEmoClapPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
+def _cover_receptive_field(
+    input_values: torch.Tensor, audio_attention_mask: torch.Tensor, receptive_field: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows with fewer valid samples than the encoder's receptive field are scored as the feature extractor scores a
+    short clip: zero-padded to the receptive field.
+
+    Such a row (a hand-made mask; the feature extractor never makes one) has no frame: its masked mean would be a zero
+    vector, whose L2 normalisation is 0/0 = NaN in float16 (`normalize`'s eps of 1e-12 underflows to 0) and a
+    meaningless zero embedding in float32. Masks are read as valid lengths (right padding), as the towers read them;
+    samples past each row's length are zeroed, as the feature extractor's padding is. No host synchronisation.
+    """
+    lengths = audio_attention_mask.sum(-1, keepdim=True)
+    positions = torch.arange(input_values.shape[-1], device=input_values.device)[None, :]
+    input_values = input_values * (positions < lengths).to(input_values.dtype)
+    mask = (positions < lengths.clamp(min=receptive_field)).to(audio_attention_mask.dtype)
+    return input_values, mask
+
+
 def _drop_unused_modules(text_model: nn.Module) -> nn.Module:
     """Remove the text tower's pooler: GEmo-CLAP reads the first token's last hidden state, so a pooler would be a
     trainable module without gradient, which stops DDP without `find_unused_parameters` (the Trainer's choice under
@@ -418,6 +436,10 @@ class GEmoClapModel(GEmoClapPreTrainedModel):
         )
 
     def _embed_rows(self, input_values, audio_attention_mask, flags: dict) -> BaseModelOutputWithPooling:
+        if audio_attention_mask is not None:
+            input_values, audio_attention_mask = _cover_receptive_field(
+                input_values, audio_attention_mask, self.config.receptive_field
+            )
         tower = self.audio_model(input_values, attention_mask=audio_attention_mask, **flags, return_dict=True)
         hidden = tower.last_hidden_state
         if audio_attention_mask is None:

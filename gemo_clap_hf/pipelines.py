@@ -2,9 +2,10 @@
 
 transformers' audio pipelines read paths and bytes through an `ffmpeg` binary and resample `{"array",
 "sampling_rate"}` inputs with torchaudio; neither is a dependency of this package (nor installed on many
-machines). These subclasses turn every accepted input into a mono 16 kHz array first, with the package's own
-decoding and checks, and then hand it to the stock pipeline unchanged: for an array at the model's rate they
-behave exactly like transformers' classes.
+machines). These subclasses turn every accepted input (torchcodec `AudioDecoder` objects from `datasets` Audio
+columns included) into a mono 16 kHz array first, with the package's own decoding and checks, then featurise it as
+the stock preprocess does, asking the feature extractor for a padded batch (it pads only when asked, and a long
+clip's windows differ in length); forward and postprocess are transformers' own.
 
 Every array goes through the package's checks (`prepare_waveform`), so bad audio raises `GEmoClapAudioError`
 with the fix, not an error from deep inside torch. Long clips are windowed by the feature extractor (see
@@ -20,7 +21,7 @@ from transformers import BatchEncoding
 from transformers.pipelines import PIPELINE_REGISTRY, AudioClassificationPipeline, ZeroShotAudioClassificationPipeline
 from transformers.utils import logging
 
-from .feature_extraction_gemo_clap import prepare_waveform
+from .feature_extraction_gemo_clap import is_audio_decoder, prepare_waveform
 
 logger = logging.get_logger(__name__)
 
@@ -29,8 +30,11 @@ STOCK_HYPOTHESIS_TEMPLATE = "This is a sound of {}."
 
 
 def decode_pipeline_input(inputs: Any, sampling_rate: int) -> Any:
-    """Paths, bytes, arrays, tensors and `{"array"|"raw", "sampling_rate"}` dicts become mono float32 arrays at
-    `sampling_rate`, checked by `prepare_waveform`; anything else is left for the stock pipeline to reject."""
+    """Paths, bytes, arrays, tensors, `{"array"|"raw", "sampling_rate"}` dicts and torchcodec `AudioDecoder`
+    objects (a decoded `datasets` Audio column) become mono float32 arrays at `sampling_rate`, checked by
+    `prepare_waveform`; anything else is left for the stock pipeline to reject."""
+    if is_audio_decoder(inputs):
+        return prepare_waveform(inputs, None, sampling_rate)
     if isinstance(inputs, (str, bytes)) and not (
         isinstance(inputs, str) and inputs.startswith(("http://", "https://"))
     ):
@@ -56,6 +60,15 @@ def _to_numpy(array: Any) -> Any:
         tensor = array.detach().cpu()
         return tensor.float().numpy() if tensor.dtype.is_floating_point else tensor.numpy()
     return array
+
+
+def _features(pipe, audio: Any):
+    """The feature extractor's padded batch for one decoded clip (several rows when it is split into windows),
+    in the pipeline's dtype. The stock preprocess calls the feature extractor without `padding`, which pads only
+    when asked."""
+    extractor = pipe.feature_extractor
+    features = extractor(audio, sampling_rate=extractor.sampling_rate, padding=True, return_tensors="pt")
+    return features if pipe.dtype is None else features.to(dtype=pipe.dtype)
 
 
 def _is_gemo_clap(model: Any) -> bool:
@@ -108,7 +121,10 @@ class GEmoClapAudioClassificationPipeline(
     stock_class = AudioClassificationPipeline
 
     def preprocess(self, inputs):
-        return super().preprocess(decode_pipeline_input(inputs, self.feature_extractor.sampling_rate))
+        audio = decode_pipeline_input(inputs, self.feature_extractor.sampling_rate)
+        if not isinstance(audio, np.ndarray):
+            return super().preprocess(audio)  # the stock pipeline's error for what neither can read
+        return _features(self, audio)
 
 
 class GEmoClapZeroShotAudioClassificationPipeline(
@@ -137,10 +153,18 @@ class GEmoClapZeroShotAudioClassificationPipeline(
 
     def preprocess(self, audio, candidate_labels=None, hypothesis_template=None):
         audio = decode_pipeline_input(audio, self.feature_extractor.sampling_rate)
+        template = hypothesis_template
+        if not isinstance(audio, np.ndarray):  # left for the stock pipeline to reject
+            template = STOCK_HYPOTHESIS_TEMPLATE if template is None else template
+            return super().preprocess(audio, candidate_labels=candidate_labels, hypothesis_template=template)
         if self.tokenizer is None:
-            return self._preprocess_with_saved_prompts(audio, candidate_labels, hypothesis_template)
-        template = STOCK_HYPOTHESIS_TEMPLATE if hypothesis_template is None else hypothesis_template
-        return super().preprocess(audio, candidate_labels=candidate_labels, hypothesis_template=template)
+            return self._preprocess_with_saved_prompts(audio, candidate_labels, template)
+        template = STOCK_HYPOTHESIS_TEMPLATE if template is None else template
+        inputs = _features(self, [audio])
+        inputs["candidate_labels"] = candidate_labels
+        texts = [template.format(label) for label in candidate_labels]
+        inputs["text_inputs"] = [self.tokenizer(texts, return_tensors="pt", padding=True)]
+        return inputs
 
     def _preprocess_with_saved_prompts(self, audio, candidate_labels, hypothesis_template):
         config = self.model.config
@@ -154,10 +178,7 @@ class GEmoClapZeroShotAudioClassificationPipeline(
                 f"{config.gender_labels} with hypothesis_template={config.prompt_template!r} (the default here), or "
                 "pass `tokenizer=` (the text encoder's) to pipeline() to score any text."
             )
-        inputs = self.feature_extractor(
-            [audio], sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt"
-        )
-        inputs = inputs.to(self.dtype)
+        inputs = _features(self, [audio])
         inputs["candidate_labels"] = candidate_labels
         inputs["text_inputs"] = [BatchEncoding(text_inputs)]
         return inputs

@@ -12,7 +12,9 @@ class GEmoClapProcessor(ProcessorMixin):
     """`processor(audio=..., text=..., sampling_rate=16000, return_tensors="pt")`.
 
     Audio becomes `input_values` + `audio_attention_mask`, text becomes `input_ids` + `attention_mask`; the names
-    never clash, so both can go to `GEmoClapModel` in one call.
+    never clash, so both can go to `GEmoClapModel` in one call. Both are padded to the longest item (a ready batch),
+    unlike the bare feature extractor, which pads only when asked. `audio` takes whatever the feature extractor
+    takes: arrays, `{"array", "sampling_rate"}` dicts, torchcodec `AudioDecoder` objects, or a sequence of them.
     """
 
     def __init__(self, feature_extractor, tokenizer):
@@ -33,7 +35,9 @@ class GEmoClapProcessor(ProcessorMixin):
         if audio is not None:
             names = kwargs.pop("names", None)
             outputs.update(
-                self.feature_extractor(audio, sampling_rate=sampling_rate, return_tensors=return_tensors, names=names)
+                self.feature_extractor(
+                    audio, sampling_rate=sampling_rate, padding=True, return_tensors=return_tensors, names=names
+                )
             )
         if text is not None:
             outputs.update(

@@ -45,7 +45,7 @@ def clips_dataset(model_dir: str) -> list[dict]:
     extractor = AutoFeatureExtractor.from_pretrained(model_dir)
     rng = np.random.default_rng(0)
     clips = [0.1 * rng.standard_normal(int(rng.integers(2400, 4800))).astype(np.float32) for _ in range(NUM_CLIPS)]
-    features = extractor(clips, sampling_rate=16000, return_tensors="pt")
+    features = extractor(clips, sampling_rate=16000, padding=True, return_tensors="pt")
     return [
         {
             "input_values": features["input_values"][row],

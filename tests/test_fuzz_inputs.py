@@ -171,7 +171,7 @@ def classifier_and_processor(tiny_checkpoint):
 def test_feature_extractor_gives_finite_rows_or_a_named_error(clip):
     extractor = GEmoClapFeatureExtractor(max_length_s=WINDOW_S)
     try:
-        out = extractor([clip.array], sampling_rate=clip.rate, names=[NAME], return_tensors="np")
+        out = extractor([clip.array], sampling_rate=clip.rate, padding=True, names=[NAME], return_tensors="np")
     except GEmoClapAudioError as error:
         _check_rejection(clip, error)
         return

@@ -49,7 +49,7 @@ def _reference_embedding(model, clip: np.ndarray) -> torch.Tensor:
     embeds, weights = [], []
     for start in range(0, len(clip), window):
         piece = clip[start : start + window]
-        inputs = whole(piece, sampling_rate=RATE, return_tensors="pt")
+        inputs = whole(piece, sampling_rate=RATE, padding=True, return_tensors="pt")
         with torch.no_grad():
             features = model.get_audio_features(inputs["input_values"], inputs["audio_attention_mask"])
             embeds.append(features.pooler_output[0])
@@ -59,7 +59,7 @@ def _reference_embedding(model, clip: np.ndarray) -> torch.Tensor:
 
 
 def test_long_clip_becomes_windows_with_a_clip_index(windowed, long_clip):
-    out = windowed([long_clip, random_clip(1.0)], sampling_rate=RATE, return_tensors="pt")
+    out = windowed([long_clip, random_clip(1.0)], sampling_rate=RATE, padding=True, return_tensors="pt")
     assert out["input_values"].shape == (14, int(WINDOW_S * RATE))
     assert out["clip_index"].tolist() == [0] * 13 + [1]
     assert out["audio_attention_mask"].sum(-1).tolist() == [80000] * 12 + [40000, 16000]
@@ -94,7 +94,7 @@ def test_window_setting_survives_save_and_load(tmp_path):
 
 
 def test_windowed_embedding_is_the_weighted_mean_of_window_embeddings(model, windowed, long_clip):
-    inputs = windowed(long_clip, sampling_rate=RATE, return_tensors="pt")
+    inputs = windowed(long_clip, sampling_rate=RATE, padding=True, return_tensors="pt")
     calls = []
     hook = model.audio_model.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
     model.window_batch_size = 4
@@ -112,8 +112,10 @@ def test_windowed_embedding_is_the_weighted_mean_of_window_embeddings(model, win
 def test_windows_of_different_clips_never_mix(model, windowed, medium_clip):
     short = random_clip(1.3, seed=4)
     with torch.no_grad():
-        both = model.get_audio_features(**windowed([medium_clip, short], sampling_rate=RATE, return_tensors="pt"))
-        alone = model.get_audio_features(**windowed(short, sampling_rate=RATE, return_tensors="pt"))
+        both = model.get_audio_features(
+            **windowed([medium_clip, short], sampling_rate=RATE, padding=True, return_tensors="pt")
+        )
+        alone = model.get_audio_features(**windowed(short, sampling_rate=RATE, padding=True, return_tensors="pt"))
     both, alone = both.pooler_output, alone.pooler_output
     assert both.shape[0] == 2
     torch.testing.assert_close(both[1], alone[0], atol=1e-5, rtol=0)
@@ -121,7 +123,7 @@ def test_windows_of_different_clips_never_mix(model, windowed, medium_clip):
 
 
 def test_dual_encoder_and_classifier_give_one_row_per_clip(tiny_checkpoint, model, windowed, medium_clip):
-    inputs = windowed([medium_clip, random_clip(0.7)], sampling_rate=RATE, return_tensors="pt")
+    inputs = windowed([medium_clip, random_clip(0.7)], sampling_rate=RATE, padding=True, return_tensors="pt")
     text = {"input_ids": torch.tensor([[0, 5, 2], [0, 6, 2]]), "attention_mask": torch.ones(2, 3, dtype=torch.long)}
     with torch.no_grad():
         output = model(**inputs, **text, emotion_labels=torch.tensor([1, 2]), gender_labels=torch.tensor([0, 1]))
@@ -132,7 +134,7 @@ def test_dual_encoder_and_classifier_give_one_row_per_clip(tiny_checkpoint, mode
 
 
 def test_wrong_clip_index_is_rejected(model, windowed, medium_clip):
-    inputs = windowed(medium_clip, sampling_rate=RATE, return_tensors="pt")
+    inputs = windowed(medium_clip, sampling_rate=RATE, padding=True, return_tensors="pt")
     with pytest.raises(ValueError, match="clip_index"):
         model.get_audio_features(
             inputs["input_values"], inputs["audio_attention_mask"], torch.zeros(2, dtype=torch.long)
@@ -181,7 +183,7 @@ def test_predict_files_scores_every_window_of_a_long_file(tiny_checkpoint, model
     [prediction] = predict_files(classifier, windowed, [path])
     with torch.no_grad():
         whole = classifier.label_logits(_reference_embedding(model, clip)[None], "emotion")[0].softmax(-1)
-        first_window = windowed(clip[: int(WINDOW_S * RATE)], sampling_rate=RATE, return_tensors="pt")
+        first_window = windowed(clip[: int(WINDOW_S * RATE)], sampling_rate=RATE, padding=True, return_tensors="pt")
         first = classifier(first_window["input_values"], first_window["audio_attention_mask"]).logits[0].softmax(-1)
     scores = {item["label"]: item["score"] for item in prediction.emotions}
     expected = {label: float(whole[i]) for i, label in enumerate(classifier.config.emotion_labels)}

@@ -11,7 +11,7 @@ import torch
 from tiny_models import random_clip, tiny_config, tiny_processor
 from torch.nn import functional as F
 
-from gemo_clap_hf import GEmoClapModel, gemo_clap_loss
+from gemo_clap_hf import GEmoClapFeatureExtractor, GEmoClapModel, gemo_clap_loss
 from gemo_clap_hf.configuration_gemo_clap import MAX_LOGIT_SCALE
 
 LOSS_TYPES = ("emo", "sl", "ml")
@@ -136,3 +136,46 @@ def test_bf16_autocast_forward_and_backward_are_finite(processor, loss_type):
         model.logit_scale_audio.fill_(10.0)
         model.logit_scale_text.fill_(10.0)
     _train_step(model, _batch(processor, model.config, CLIP_SETS["identical"]()), autocast=True)
+
+
+# ----- half precision with hand-made masks (transformers' common eager/SDPA tests) ---------------------------------
+
+
+def _common_test_batch(side: str, rows: int = 7, samples: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
+    """What `test_eager_matches_sdpa_inference_*_pad_{left,right}` feeds an audio model: uniform noise in [0, 1),
+    here as long as the receptive field, and a mask that takes 2 samples off the last row on one side."""
+    values = torch.rand(rows, samples, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(rows, samples, dtype=torch.long)
+    padding = slice(0, 2) if side == "left" else slice(samples - 2, samples)
+    mask[-1, padding] = 0
+    return values, mask
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_half_precision_logits_are_finite_when_a_row_is_shorter_than_the_receptive_field(tiny_checkpoint, side):
+    """Such a row has no frame to average; it used to give a zero embedding, NaN once L2-normalised in float16."""
+    from gemo_clap_hf import GEmoClapForAudioClassification
+
+    values, mask = _common_test_batch(side)
+    logits = {}
+    for dtype in (torch.float32, torch.float16):
+        classifier = GEmoClapForAudioClassification.from_pretrained(tiny_checkpoint, dtype=dtype).eval()
+        with torch.no_grad():
+            logits[dtype] = classifier(values.to(dtype), attention_mask=mask).logits.float()
+        assert torch.isfinite(logits[dtype]).all(), (dtype, logits[dtype])
+    torch.testing.assert_close(logits[torch.float16], logits[torch.float32], atol=2e-2, rtol=2e-2)
+
+
+def test_a_row_shorter_than_the_receptive_field_is_scored_as_the_feature_extractor_pads_it(tiny_checkpoint):
+    from gemo_clap_hf import GEmoClapForAudioClassification
+
+    values, mask = _common_test_batch("right")
+    classifier = GEmoClapForAudioClassification.from_pretrained(tiny_checkpoint).eval()
+    short = values[-1, :398].numpy()
+    padded = GEmoClapFeatureExtractor(do_normalize=False)(short, sampling_rate=16000, return_tensors="pt")
+    assert padded["input_values"].shape == (1, 400) and int(padded["audio_attention_mask"].sum()) == 400
+    with torch.no_grad():
+        batched = classifier(values, attention_mask=mask).logits[-1]
+        alone = classifier(**padded).logits[0]
+    assert alone.abs().max() > 0.1  # a real score, not the zero vector's 0 logits
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)

@@ -50,7 +50,7 @@ def test_onnx_backend_equals_torch_on_padded_batches_and_long_files(exported, au
     checkpoint, out_dir = exported
     classifier, extractor = load_classifier(str(checkpoint))
     extractor.max_length_s = WINDOW_S
-    windowed = extractor([random_clip(SECONDS["b.wav"])], sampling_rate=RATE, return_tensors="np")
+    windowed = extractor([random_clip(SECONDS["b.wav"])], sampling_rate=RATE, padding=True, return_tensors="np")
     assert windowed["clip_index"].tolist() == [0, 0, 0]  # the long file really goes through the windows
     files = _files(audio_folder)
     expected = predict_files(classifier, extractor, files, batch_size=3)

@@ -31,7 +31,7 @@ BATCHES = [(2.7, 0.4, 1.3, 0.9, 0.02), (0.5,), (3.1, 3.0)]
 
 def _batch(lengths, seed=0) -> dict:
     clips = [random_clip(seconds, seed=seed + i) for i, seconds in enumerate(lengths)]
-    return GEmoClapFeatureExtractor(max_length_s=None)(clips, sampling_rate=RATE, return_tensors="np")
+    return GEmoClapFeatureExtractor(max_length_s=None)(clips, sampling_rate=RATE, padding=True, return_tensors="np")
 
 
 def test_graph_inputs_outputs_and_dynamic_axes(exported):
@@ -99,7 +99,7 @@ def test_long_clips_are_windowed_outside_the_graph(exported):
     runner = OnnxClassifier(out_dir)
     runner.feature_extractor.max_length_s = 1.0
     clips = [random_clip(2.6, seed=3), random_clip(0.7, seed=4)]
-    inputs = runner.feature_extractor(clips, sampling_rate=RATE, return_tensors="pt")
+    inputs = runner.feature_extractor(clips, sampling_rate=RATE, padding=True, return_tensors="pt")
     assert "clip_index" in inputs
     with torch.no_grad():
         expected = classifier(**inputs).logits.numpy()

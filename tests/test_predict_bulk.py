@@ -67,7 +67,7 @@ def reference_probabilities(classifier, feature_extractor, path: str, kind: str 
     """The classifier on one clip alone (no batch, no bucketing), independently of the prediction code."""
     from gemo_clap_hf.data import load_audio
 
-    inputs = feature_extractor(load_audio(path), sampling_rate=RATE, return_tensors="pt")
+    inputs = feature_extractor(load_audio(path), sampling_rate=RATE, padding=True, return_tensors="pt")
     with torch.no_grad():
         embeds = classifier.gemo_clap.get_audio_features(**inputs, return_dict=True).pooler_output
         return classifier.label_logits(embeds, kind)[0].softmax(-1).numpy()

@@ -49,7 +49,7 @@ def dual_encoder(folder: Path, loss_type: str = "ml", seed: int = 0) -> GEmoClap
 
 
 def audio_inputs(clips) -> dict[str, torch.Tensor]:
-    features = EXTRACTOR(clips, sampling_rate=16000, return_tensors="pt")
+    features = EXTRACTOR(clips, sampling_rate=16000, padding=True, return_tensors="pt")
     return {"input_values": features["input_values"], "audio_attention_mask": features["audio_attention_mask"]}
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from ..feature_extraction_gemo_clap import GEmoClapAudioError, prepare_waveform
+from ..feature_extraction_gemo_clap import GEmoClapAudioError, is_audio_decoder, prepare_waveform
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,10 @@ def _decode(source: Any) -> tuple[np.ndarray, int]:
         except (sf.LibsndfileError, RuntimeError) as error:
             raise _unreadable(name, error) from error
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"load_audio expects a path, bytes or a {{'path', 'bytes'}} dict, not {type(source).__name__}.")
+        raise TypeError(
+            f"load_audio expects a path, bytes, a {{'path', 'bytes'}} or {{'array', 'sampling_rate'}} dict or a "
+            f"torchcodec AudioDecoder, not {type(source).__name__}."
+        )
     path = Path(source)
     if not path.is_file():
         raise _missing(path)
@@ -159,8 +162,14 @@ def _decode(source: Any) -> tuple[np.ndarray, int]:
 def load_audio(path_or_bytes: Any, sampling_rate: int = TARGET_SAMPLING_RATE) -> np.ndarray:
     """Decode a file (path, bytes, or `Audio(decode=False)` dict) to a mono float32 waveform at `sampling_rate`.
 
+    Also takes what a decoded `datasets` Audio column holds: a torchcodec `AudioDecoder` or an `{"array",
+    "sampling_rate"}` dict (converted and resampled by the feature extractor's helpers; no file is read).
     Resampling is silent here (it happens per file at training time); corpus readers log it once per corpus.
     """
+    decoded_dict = isinstance(path_or_bytes, dict) and ("array" in path_or_bytes or "raw" in path_or_bytes)
+    if decoded_dict or is_audio_decoder(path_or_bytes):
+        path = path_or_bytes.get("path") if isinstance(path_or_bytes, dict) else None
+        return prepare_waveform(path_or_bytes, None, sampling_rate, name=path)
     data, rate = _decode(path_or_bytes)
     if data.ndim == 2 and data.shape[1] == 1:
         data = data[:, 0]

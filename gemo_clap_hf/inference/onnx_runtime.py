@@ -91,7 +91,7 @@ class OnnxClassifier:
         """(emotion, gender or None) logits, one row per clip, of a featurised batch: the graph's emotion logits as
         they are, or for windowed clips (`clip_index`) the window embeddings averaged with the model's
         `average_windows` and scored against the tables."""
-        from ..modeling_gemo_clap import average_windows
+        from ..windows_gemo_clap import average_windows
 
         logits, embeds = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in self.run_features(inputs))
         clip_index = inputs.get("clip_index")

@@ -30,7 +30,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 
 from ..configuration_gemo_clap import GEmoClapConfig
 from ..data.audio import load_audio
-from ..feature_extraction_gemo_clap import prepare_waveform
+from ..feature_extraction_gemo_clap import is_audio_decoder
 
 
 def _row_name(row: dict[str, Any], position: int) -> str:
@@ -46,12 +46,13 @@ def _row_name(row: dict[str, Any], position: int) -> str:
 class GEmoClapDataCollator:
     """Turn dataset rows into model inputs: padded audio + `audio_attention_mask` (+ `clip_index`), label ids.
 
-    Rows hold `audio` (a path, bytes, an `Audio(decode=False)` dict, an array at `sampling_rate`, or an
-    `{"array", "sampling_rate"}` dict), `emotion` (a label name or id) and `gender` (a name or id). The output holds
-    `input_values`, `audio_attention_mask`, `clip_index` when long clips were split into windows, and
-    `emotion_labels` / `gender_labels` (`torch.long`, in the model config's label order). Rows without `emotion`
-    (prediction on unlabelled audio) give a batch without labels. Label names and ids are checked here, where they
-    are still Python values: an unknown label fails with an error naming the row and the fix.
+    Rows hold `audio` (a path, bytes, an `Audio(decode=False)` dict, an array at `sampling_rate`, an
+    `{"array", "sampling_rate"}` dict, or a torchcodec `AudioDecoder`: a decoded `datasets` Audio column),
+    `emotion` (a label name or id) and `gender` (a name or id). The output holds `input_values`,
+    `audio_attention_mask`, `clip_index` when long clips were split into windows, and `emotion_labels` /
+    `gender_labels` (`torch.long`, in the model config's label order). Rows without `emotion` (prediction on
+    unlabelled audio) give a batch without labels. Label names and ids are checked here, where they are still Python
+    values: an unknown label fails with an error naming the row and the fix.
 
     Args:
         processor: the model's processor (its feature extractor pads and windows the audio), or the feature
@@ -102,11 +103,8 @@ class GEmoClapDataCollator:
     # ---- decode and crop ----
 
     def _waveform(self, audio: Any) -> np.ndarray:
-        is_file_dict = isinstance(audio, dict) and ("path" in audio or "bytes" in audio) and "array" not in audio
-        if isinstance(audio, (str, bytes)) or is_file_dict:
+        if isinstance(audio, (str, bytes, dict)) or is_audio_decoder(audio):
             return load_audio(audio, sampling_rate=self.sampling_rate)
-        if isinstance(audio, dict):
-            return prepare_waveform(audio["array"], audio["sampling_rate"], self.sampling_rate, audio.get("path"))
         return np.asarray(audio, dtype=np.float32)
 
     def _crop(self, waveform: np.ndarray, row: dict[str, Any]) -> np.ndarray:
@@ -185,7 +183,9 @@ class GEmoClapDataCollator:
             for i, row in enumerate(rows)
         ]
         batch = dict(
-            self.feature_extractor(waveforms, sampling_rate=self.sampling_rate, return_tensors="pt", names=names)
+            self.feature_extractor(
+                waveforms, sampling_rate=self.sampling_rate, padding=True, return_tensors="pt", names=names
+            )
         )
         self._add_labels(batch, rows)
         return batch
