@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -80,13 +81,16 @@ def serve_command(args: argparse.Namespace) -> int:
         f"gemo-clap serve: {args.model} on {url}, reachable from {where}; POST audio to it, Ctrl-C to stop.",
         file=sys.stderr,
     )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C does: cleanly
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        import ray
         from ray import serve
 
         serve.shutdown()
+        ray.shutdown()
     return 0
 
 

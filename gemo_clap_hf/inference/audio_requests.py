@@ -31,7 +31,7 @@ from .segments import SegmentOptions
 
 DEFAULT_MAX_BYTES = 25_000_000  # about 13 min of 16 kHz 16-bit mono WAV
 RAW_CONTENT_TYPES = ("audio/", "application/octet-stream")
-REQUEST_AUDIO = "the request's audio"
+REQUEST_AUDIO = "the request body"
 
 
 class RequestError(PredictionError):
@@ -82,11 +82,17 @@ def _decode_inputs(inputs) -> bytes:
         ) from None
 
 
+def _audio(data: bytes) -> bytes:
+    if not data:
+        raise RequestError("the request holds no audio (0 bytes); send an audio file (WAV, FLAC, OGG, MP3).")
+    return data
+
+
 def parse_payload(payload, segments: bool = False) -> AudioRequest:
     """An `AudioRequest` from the Inference Endpoints form: `{"inputs": bytes or base64, "parameters": {...}}`
     (`parameters`: `top_k`, `function_to_apply` ("softmax" only), `segments`), or raw audio bytes."""
     if isinstance(payload, (bytes, bytearray)):
-        return AudioRequest(bytes(payload), segments=segments)
+        return AudioRequest(_audio(bytes(payload)), segments=segments)
     if not isinstance(payload, dict) or "inputs" not in payload:
         raise RequestError('send the audio file as the body, or JSON {"inputs": <base64 audio>, "parameters": {...}}.')
     parameters = payload.get("parameters") or {}
@@ -97,7 +103,7 @@ def parse_payload(payload, segments: bool = False) -> AudioRequest:
         raise RequestError(f"unknown parameters {unknown}; this endpoint takes top_k, function_to_apply, segments.")
     _check_function(parameters.get("function_to_apply"))
     segments = bool(parameters.get("segments", segments))
-    return AudioRequest(_decode_inputs(payload["inputs"]), _check_top_k(parameters.get("top_k")), segments)
+    return AudioRequest(_audio(_decode_inputs(payload["inputs"])), _check_top_k(parameters.get("top_k")), segments)
 
 
 def parse_request(body: bytes, content_type: str | None, segments: bool = False) -> AudioRequest:
@@ -145,7 +151,8 @@ def _segment_row(segment) -> dict:
 
 
 def _failure(result: Failure, path: str) -> RequestError:
-    return RequestError(result.reason.replace(repr(path), REQUEST_AUDIO).replace(path, REQUEST_AUDIO))
+    reason = result.reason.replace(f"b{path!r}", REQUEST_AUDIO).replace(repr(path), REQUEST_AUDIO)
+    return RequestError(reason.replace(path, REQUEST_AUDIO))
 
 
 def score_requests(

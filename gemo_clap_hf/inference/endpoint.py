@@ -27,7 +27,7 @@ from gemo_clap_hf.inference.endpoint import EndpointHandler as _GEmoClapHandler
 
 class EndpointHandler(_GEmoClapHandler):
     def __init__(self, path=""):
-        super().__init__(path or ".", backend={backend!r})
+        super().__init__(path or ".", backend=BACKEND)
 '''
 CHECKPOINT_FILES = ("checkpoint-*", "runs", "*.pt", "handler.py", "requirements.txt")
 
@@ -67,7 +67,7 @@ def export_endpoint(model: str, out_dir: str | Path, backend: str = "torch") -> 
         from huggingface_hub import snapshot_download
 
         snapshot_download(model, local_dir=out)
-    (out / "handler.py").write_text(HANDLER_PY.format(backend=backend), encoding="utf-8")
+    (out / "handler.py").write_text(HANDLER_PY.replace("BACKEND", repr(backend)), encoding="utf-8")
     extras = "onnx" if backend == "onnx" else None
     requirement = f"gemo-clap-hf{f'[{extras}]' if extras else ''}=={__version__}"
     (out / "requirements.txt").write_text(requirement + "\n", encoding="utf-8")

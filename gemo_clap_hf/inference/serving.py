@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from pathlib import Path
 
 from ..errors import GEmoClapError, PredictionError
 from .audio_requests import DEFAULT_MAX_BYTES, RequestError, check_size, parse_request, score_requests
@@ -153,6 +154,8 @@ def build_app(
         raise PredictionError(f"--batch-wait-ms must be 0 or more, got {batch_wait_ms}.")
     if max_bytes < 1:
         raise PredictionError(f"--max-bytes must be at least 1, got {max_bytes}.")
+    if Path(model).expanduser().exists():  # replicas may start in another folder
+        model = str(Path(model).expanduser().resolve())
     deployment = serve.deployment(EmotionService, name="gemo-clap").options(
         num_replicas=replicas,
         ray_actor_options={"num_cpus": threads or 1},

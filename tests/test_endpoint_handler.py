@@ -1,0 +1,171 @@
+"""Audio over the wire without a cluster: the Inference Endpoints handler called as the Endpoints toolkit calls it
+(raw bytes for audio/* requests, the task's base64 JSON with parameters), the request parsing shared with
+`gemo-clap serve`, and `RayPredictor` (the Ray Data callable) called on path, bytes and array batches.
+
+Every score is checked against `predict_files` on the same file, which the package's own tests check against the
+classifier one clip at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from test_predict_bulk import audio_folder, good_files, ml_group_checkpoint  # noqa: F401 - fixtures
+from tiny_models import random_clip
+
+from gemo_clap_hf.cli.main import main
+from gemo_clap_hf.inference.audio_requests import RequestError, parse_request
+from gemo_clap_hf.inference.engine import predict_files, predict_segments
+from gemo_clap_hf.inference.ray_batch import RayPredictor
+from gemo_clap_hf.inference.segments import SegmentOptions
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory, ml_group_checkpoint):  # noqa: F811
+    """The folder `gemo-clap export-endpoint` writes, and its handler.py loaded as the Endpoints toolkit loads it."""
+    out = tmp_path_factory.mktemp("endpoint") / "repo"
+    assert main(["export-endpoint", "--model", str(ml_group_checkpoint), str(out)]) == 0
+    spec = importlib.util.spec_from_file_location("handler", out / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return out, module.EndpointHandler(str(out))
+
+
+@pytest.fixture(scope="module")
+def expected(ml_group_checkpoint, audio_folder):  # noqa: F811
+    return {p.file: p for p in predict_files(str(ml_group_checkpoint), paths=good_files(audio_folder))}
+
+
+def assert_answer(answer: list[dict], prediction, top_k: int | None = None) -> None:
+    """The pipeline's form, best first, cut to top_k, with the gender of an ML model on every element."""
+    ranked = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[:top_k]
+    assert [a["label"] for a in answer] == [label for label, _ in ranked]
+    np.testing.assert_allclose([a["score"] for a in answer], [score for _, score in ranked], atol=1e-4)
+    best_gender = max(prediction.gender_probabilities, key=prediction.gender_probabilities.get)
+    assert {a["gender"] for a in answer} == {best_gender}
+    np.testing.assert_allclose(answer[0]["gender_score"], prediction.gender_probabilities[best_gender], atol=1e-4)
+
+
+def test_export_endpoint_writes_the_repository(endpoint, ml_group_checkpoint):  # noqa: F811
+    import gemo_clap_hf
+
+    out, _ = endpoint
+    assert (out / "requirements.txt").read_text().strip() == f"gemo-clap-hf=={gemo_clap_hf.__version__}"
+    assert (out / "model.safetensors").read_bytes() == (ml_group_checkpoint / "model.safetensors").read_bytes()
+    assert "class EndpointHandler" in (out / "handler.py").read_text()
+
+
+def test_handler_round_trips_bytes_and_base64_json(endpoint, expected, audio_folder):  # noqa: F811
+    _, handler = endpoint
+    for name in ("a.wav", "b.flac", "d_44k_stereo.wav", "g.ogg"):
+        path = str(audio_folder / name)
+        body = (audio_folder / name).read_bytes()
+        assert_answer(handler({"inputs": body}), expected[path])  # audio/* request: the body's bytes
+        encoded = {"inputs": base64.b64encode(body).decode(), "parameters": {"top_k": 2}}
+        assert_answer(handler(json.loads(json.dumps(encoded))), expected[path], top_k=2)
+        softmax = {"inputs": base64.b64encode(body).decode(), "parameters": {"function_to_apply": "softmax"}}
+        assert_answer(handler(softmax), expected[path])
+
+
+def test_handler_segments_equal_predict_segments(endpoint, ml_group_checkpoint, tmp_path):  # noqa: F811
+    _, handler = endpoint
+    path = tmp_path / "long.wav"
+    sf.write(path, random_clip(7.5, seed=5), 16000)
+    rows = handler({"inputs": base64.b64encode(path.read_bytes()).decode(), "parameters": {"segments": True}})
+    [reference] = predict_segments(str(ml_group_checkpoint), paths=[str(path)])
+    assert len(rows) == len(reference.segments) == 6
+    for row, segment in zip(rows, reference.segments):
+        want = segment.to_row()
+        del want["file"]
+        assert list(row) == list(want)
+        assert [row["start"], row["end"], row["segment"], row["emotion"]] == [
+            want["start"], want["end"], want["segment"], want["emotion"]
+        ]  # fmt: skip
+        np.testing.assert_allclose(row["score"], want["score"], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"inputs": b""}, "holds no audio"),
+        ({"inputs": bytes(range(256)) * 8}, "cannot be read"),
+        ({"inputs": "not base64 !!"}, "not valid base64"),
+        ({"inputs": 3}, "base64 string"),
+        ({"audio": "x"}, '{"inputs"'),
+        ({"inputs": "UklGRg==", "parameters": {"top_k": 0}}, "top_k"),
+        ({"inputs": "UklGRg==", "parameters": {"function_to_apply": "sigmoid"}}, "softmax"),
+        ({"inputs": "UklGRg==", "parameters": {"temperature": 2}}, "unknown parameters ['temperature']"),
+    ],
+)
+def test_handler_refuses_bad_requests_with_the_reason(endpoint, data, message):
+    _, handler = endpoint
+    with pytest.raises(RequestError) as caught:
+        handler(data)
+    assert message in str(caught.value) and caught.value.status == 400
+    assert "request-0" not in str(caught.value)  # the temporary file's name stays inside
+
+
+def test_parse_request_follows_the_content_type():
+    wav = b"RIFF...."
+    assert parse_request(wav, "audio/wav").audio == wav
+    assert parse_request(wav, "application/octet-stream", segments=True).segments
+    payload = json.dumps({"inputs": base64.b64encode(wav).decode(), "parameters": {"top_k": 1}}).encode()
+    parsed = parse_request(payload, "application/json; charset=utf-8")
+    assert (parsed.audio, parsed.top_k) == (wav, 1)
+    for body, kind, status in [
+        (wav, "text/plain", 415),
+        (b"{", "application/json", 400),
+        (wav, "multipart/form-data", 415),
+    ]:
+        with pytest.raises(RequestError) as caught:
+            parse_request(body, kind)
+        assert caught.value.status == status
+
+
+def test_ray_predictor_rows_from_paths_bytes_and_arrays(ml_group_checkpoint, audio_folder, expected):  # noqa: F811
+    """The Ray Data callable without a cluster: its rows are `predict`'s rows, failures are rows with `error`."""
+    predictor = RayPredictor(str(ml_group_checkpoint), batch_size=3)
+    files = good_files(audio_folder)
+    bad = [str(audio_folder / "corrupt.wav"), str(audio_folder / "missing.wav")]
+    batches = {
+        "path": {"path": np.array(files + bad)},
+        "bytes": {"path": np.array(files), "bytes": np.array([Path(f).read_bytes() for f in files], dtype=object)},
+    }
+    for kind, batch in batches.items():
+        table = predictor(batch)
+        rows = {file: {k: v[i] for k, v in table.items()} for i, file in enumerate(table["file"])}
+        assert set(rows) == set(files) | (set(bad) if kind == "path" else set()), kind
+        for file in files:
+            want = expected[file].to_row()
+            assert rows[file]["error"] is None and rows[file]["emotion"] == want["emotion"]
+            np.testing.assert_allclose([rows[file][k] for k in LABELS], [want[k] for k in LABELS], atol=1e-5)
+            np.testing.assert_allclose(rows[file]["duration"], expected[file].duration, atol=1e-3)
+        for file in bad if kind == "path" else []:
+            assert rows[file]["emotion"] is None and file in rows[file]["error"]
+    waveform = random_clip(1.3, seed=9)
+    table = predictor({"array": np.array([waveform], dtype=object), "sampling_rate": np.array([16000])})
+    [reference] = predict_files(str(ml_group_checkpoint), paths=[_write(audio_folder.parent / "array.wav", waveform)])
+    np.testing.assert_allclose(table["neutral"][0], reference.probabilities["neutral"], atol=1e-5)
+    assert table["file"] == ["row-0"]
+
+
+def test_ray_predictor_segment_rows(ml_group_checkpoint, tmp_path):  # noqa: F811
+    path = _write(tmp_path / "long.wav", random_clip(5.0, seed=3))
+    table = RayPredictor(str(ml_group_checkpoint), segments=SegmentOptions(2.0, 1.0))({"path": np.array([path])})
+    [reference] = predict_segments(str(ml_group_checkpoint), paths=[path], options=SegmentOptions(2.0, 1.0))
+    assert table["segment"] == [s.index + 1 for s in reference.segments] and set(table["segments"]) == {4}
+    np.testing.assert_allclose(table["angry"], [s.probabilities["angry"] for s in reference.segments], atol=1e-5)
+
+
+LABELS = ("neutral", "happy", "sad", "angry", "gender_score")
+
+
+def _write(path, waveform) -> str:
+    sf.write(path, waveform, 16000, subtype="FLOAT")
+    return str(path)
