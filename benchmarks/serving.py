@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gemo_clap_hf.cli.bench import write_test_clips
+from gemo_clap_hf.demo.towers import train_prompt_tokenizer
 from gemo_clap_hf.feature_extraction_gemo_clap import GEmoClapFeatureExtractor
 
 from .settings import SAMPLING_RATE, Settings
@@ -111,6 +112,7 @@ def measure_serving(settings: Settings, classifier) -> dict:
         model = Path(folder) / "model"
         classifier.to("cpu").save_pretrained(model)
         GEmoClapFeatureExtractor().save_pretrained(model)
+        train_prompt_tokenizer(Path(folder) / "tokenizer").save_pretrained(model)  # the label prompts' tokenizer
         clips = Path(folder) / "clips"
         clips.mkdir()
         files = write_test_clips(clips, num_clips, clip_seconds, clip_seconds * 1.5, SAMPLING_RATE, settings.seed)

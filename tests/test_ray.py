@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_endpoint_handler import assert_answer
+from test_serving_parts import assert_answer
 from test_predict_bulk import audio_folder, good_files, ml_group_checkpoint, read_csv  # noqa: F401 - fixtures
 from tiny_models import random_clip
 

@@ -169,3 +169,33 @@ LABELS = ("neutral", "happy", "sad", "angry", "gender_score")
 def _write(path, waveform) -> str:
     sf.write(path, waveform, 16000, subtype="FLOAT")
     return str(path)
+
+
+def test_the_readme_commands_parse():
+    """The README's "Past one machine" block: each command is one this package's parser takes as written."""
+    import re
+    import shlex
+
+    from gemo_clap_hf.cli.main import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Past one machine\n\n```bash\n(.*?)```", readme, re.DOTALL).group(1)
+    parsed = [build_parser().parse_args(shlex.split(line, comments=True)[1:]) for line in block.splitlines()]
+    assert [args.command for args in parsed] == ["predict", "serve", "export-endpoint"]
+    assert parsed[0].ray == "auto" and parsed[0].paths == ["calls/"]
+    assert (parsed[1].max_batch_size, parsed[1].host, parsed[1].port) == (16, "127.0.0.1", 8000)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ray", "calls/"], "--ray 'calls/' is not a Ray address"),
+        (["--ray-workers", "2"], "--ray-workers only applies to --ray"),
+        (["--ray", "--ray-workers", "0"], "--ray-workers must be at least 1"),
+        (["--ray", "--device", "cpu"], "drop --device"),
+        (["--ray", "--segments", "--plot", "t.png"], "drop --ray"),
+    ],
+)
+def test_ray_options_fail_before_anything_loads(audio_folder, capsys, argv, message):  # noqa: F811
+    code = main(["predict", "--model", "no/such-model", str(audio_folder / "a.wav"), *argv])
+    assert code == 2 and message in capsys.readouterr().err
