@@ -199,3 +199,35 @@ def test_the_readme_commands_parse():
 def test_ray_options_fail_before_anything_loads(audio_folder, capsys, argv, message):  # noqa: F811
     code = main(["predict", "--model", "no/such-model", str(audio_folder / "a.wav"), *argv])
     assert code == 2 and message in capsys.readouterr().err
+
+
+def test_ray_rows_come_back_as_the_engines_results(ml_group_checkpoint, audio_folder, expected, tmp_path):  # noqa: F811
+    """What `predict --ray` hands its writer: the `Prediction`s (genders too), `SegmentedFile`s and `Failure`s that
+    the rows were made from, so the writer, resume and the summary see what they see without --ray."""
+    from gemo_clap_hf.inference.predictions import Failure, SegmentedFile
+    from gemo_clap_hf.inference.ray_batch import results_from_rows
+
+    predictor = RayPredictor(str(ml_group_checkpoint))
+    files = [*good_files(audio_folder)[:3], str(audio_folder / "corrupt.wav")]
+    table = predictor({"path": np.array(files)})
+    rows = [{k: v[i] for k, v in table.items()} for i in range(len(table["file"]))]
+    results = {r.file: r for r in results_from_rows(rows, predictor.scorer.config, top_k=2)}
+    assert isinstance(results[files[-1]], Failure) and "cannot be read" in results[files[-1]].reason
+    for file in files[:3]:
+        ours, want = results[file], expected[file]
+        assert ours.to_row() == pytest.approx(want.to_row(), abs=1e-5) and len(ours.emotions) == 2
+        assert ours.genders[0]["label"] == want.genders[0]["label"]
+        assert ours.gender_probabilities == pytest.approx(want.gender_probabilities, abs=1e-5)
+        assert ours.duration == pytest.approx(want.duration, abs=1e-3)
+    long = [_write(tmp_path / f"long{i}.wav", random_clip(s, seed=i)) for i, s in enumerate((4.2, 6.0))]
+    segmenter = RayPredictor(str(ml_group_checkpoint), segments=True)
+    table = segmenter({"path": np.array(long)})
+    rows = [{k: v[i] for k, v in table.items()} for i in range(len(table["file"]))]
+    found = list(results_from_rows(rows, segmenter.scorer.config))
+    reference = predict_segments(str(ml_group_checkpoint), paths=long)
+    assert [type(r) for r in found] == [SegmentedFile, SegmentedFile]
+    for ours, want in zip(found, reference):
+        assert ours.file == want.file and ours.duration == pytest.approx(want.duration)
+        assert len(ours.segments) == len(want.segments)
+        for segment, reference_segment in zip(ours.segments, want.segments):
+            assert segment.to_row() == pytest.approx(reference_segment.to_row(), abs=1e-5)
