@@ -107,7 +107,7 @@ def measure_serving(settings: Settings, classifier) -> dict:
     except ImportError:
         return {"skipped": "needs the [ray] extra: pip install 'gemo-clap-hf[ray]'"}
     quick = settings.size == "tiny"
-    clip_seconds, requests_total, num_clips = (1.0, 16, 16) if quick else (settings.clip_seconds, 48, 48)
+    clip_seconds, requests_total, num_clips = (1.0, 32, 96) if quick else (settings.clip_seconds, 48, 96)
     with tempfile.TemporaryDirectory(prefix="gemo_clap_serving_") as folder:
         model = Path(folder) / "model"
         classifier.to("cpu").save_pretrained(model)

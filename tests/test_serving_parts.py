@@ -231,3 +231,14 @@ def test_ray_rows_come_back_as_the_engines_results(ml_group_checkpoint, audio_fo
         assert len(ours.segments) == len(want.segments)
         for segment, reference_segment in zip(ours.segments, want.segments):
             assert segment.to_row() == pytest.approx(reference_segment.to_row(), abs=1e-5)
+
+
+def test_the_serving_figure_is_on_request_and_summarises_latencies():
+    from benchmarks.serving import latency_summary
+    from benchmarks.settings import FIGURES, OPTIONAL_FIGURES, parse_args
+
+    assert "serving" in OPTIONAL_FIGURES and "serving" not in FIGURES
+    assert parse_args(["--quick", "--figures", "serving"]).figures == ("serving",)
+    latencies = [0.1 * (i + 1) for i in range(100)]  # 0.1 .. 10 s
+    summary = latency_summary(latencies, seconds=20.0)
+    assert summary == {"requests": 100, "requests_per_s": 5.0, "p50_ms": 5050.0, "p99_ms": 9901.0}
