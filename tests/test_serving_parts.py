@@ -242,3 +242,17 @@ def test_the_serving_figure_is_on_request_and_summarises_latencies():
     latencies = [0.1 * (i + 1) for i in range(100)]  # 0.1 .. 10 s
     summary = latency_summary(latencies, seconds=20.0)
     assert summary == {"requests": 100, "requests_per_s": 5.0, "p50_ms": 5050.0, "p99_ms": 9901.0}
+
+
+def test_audio_past_max_seconds_is_refused_before_it_is_decoded(endpoint, tmp_path):
+    """A few kB of FLAC silence can hold ten minutes: its length is read from the header and refused (413)."""
+    from gemo_clap_hf.inference.audio_requests import DEFAULT_MAX_SECONDS
+
+    path = tmp_path / "silence.flac"
+    sf.write(path, np.zeros(int((DEFAULT_MAX_SECONDS + 1) * 16000), dtype=np.int16), 16000)
+    assert path.stat().st_size < 200_000
+    _, handler = endpoint
+    for parameters in ({}, {"segments": True}):
+        with pytest.raises(RequestError) as caught:
+            handler({"inputs": base64.b64encode(path.read_bytes()).decode(), "parameters": parameters})
+        assert caught.value.status == 413 and "601.0 s, over this server's limit of 600 s" in str(caught.value)
