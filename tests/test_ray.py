@@ -12,6 +12,7 @@ The expected scores come from `predict_files` / `predict_segments` in this proce
 from __future__ import annotations
 
 import base64
+import io
 import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_serving_parts import assert_answer
 from test_predict_bulk import audio_folder, good_files, ml_group_checkpoint, read_csv  # noqa: F401 - fixtures
+from test_serving_parts import assert_answer
 from tiny_models import random_clip
 
 from gemo_clap_hf.cli.main import main
@@ -166,11 +167,18 @@ def test_serve_segments_of_a_long_clip(server, ml_group_checkpoint, tmp_path):  
     assert [row["start"] for row in rows] == [row["start"] for row in expected]
 
 
+def flac_silence(seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(int(seconds * 16000), dtype=np.int16), 16000, format="FLAC")
+    return buffer.getvalue()
+
+
 BAD_BODIES = {
     "empty": (b"", "audio/wav", 400, "holds no audio"),
     "random bytes": (bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)), "audio/wav", 400,
                      "cannot be read"),
     "too large": (b"\0" * (MAX_BYTES + 1), "audio/wav", 413, "--max-bytes"),
+    "too long (11 min of FLAC silence)": (flac_silence(660), "audio/flac", 413, "--max-seconds"),
     "malformed JSON": (b'{"inputs": "UklGR', "application/json", 400, "not valid JSON"),
     "JSON without inputs": (b'{"audio": 1}', "application/json", 400, '{"inputs"'),
     "wrong content type": (b"hello", "text/plain", 415, "audio/*"),

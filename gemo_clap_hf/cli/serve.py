@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from ..inference.audio_requests import DEFAULT_MAX_BYTES
+from ..inference.audio_requests import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
 from ..inference.segments import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SegmentOptions
 from .predict import add_backend_options, add_model_option
 
@@ -35,6 +35,12 @@ def add_serve_commands(commands) -> None:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument(
         "--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help=f"largest body, bytes (default {DEFAULT_MAX_BYTES})"
+    )
+    serve.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help=f"longest audio, s, read from its header before decoding (default {DEFAULT_MAX_SECONDS:g})",
     )
     serve.add_argument(
         "--window", type=float, default=DEFAULT_WINDOW_S, help=f"segment length, s (default {DEFAULT_WINDOW_S})"
@@ -74,6 +80,7 @@ def serve_command(args: argparse.Namespace) -> int:
         args.batch_wait_ms,
         args.max_bytes,
         segment_options,
+        args.max_seconds,
     )
     url = start_server(app, args.host, args.port, args.address)
     where = "this machine only (--host 0.0.0.0 to serve others)" if args.host == "127.0.0.1" else "the network"

@@ -24,12 +24,16 @@ from pathlib import Path
 
 import torch
 
-from ..errors import PredictionError
+from ..data.audio import audio_info
+from ..errors import GEmoClapAudioError, PredictionError
 from .engine import iter_predictions, iter_segmented_files
 from .predictions import Failure, Prediction, SegmentedFile, ranked
 from .segments import SegmentOptions
 
 DEFAULT_MAX_BYTES = 25_000_000  # about 13 min of 16 kHz 16-bit mono WAV
+# A compressed body can decode to far more audio than its size suggests (a few kB of FLAC silence can be an hour):
+# the length is read from the header before anything is decoded, and refused past this.
+DEFAULT_MAX_SECONDS = 600.0
 RAW_CONTENT_TYPES = ("audio/", "application/octet-stream")
 REQUEST_AUDIO = "the request body"
 
@@ -144,6 +148,20 @@ def emotion_answer(prediction: Prediction, top_k: int | None) -> list[dict]:
     return answer
 
 
+def check_duration(path: str, max_seconds: float) -> None:
+    """A 413 `RequestError` when the audio at `path` lasts longer than `max_seconds` (read from its header)."""
+    try:
+        seconds = audio_info(path).duration
+    except (GEmoClapAudioError, OSError):
+        return  # unreadable: the engine reports it with its own message
+    if seconds > max_seconds:
+        raise RequestError(
+            f"the audio lasts {seconds:.1f} s, over this server's limit of {max_seconds:g} s (--max-seconds); send "
+            "a shorter clip, or cut the recording into parts.",
+            status=413,
+        )
+
+
 def _segment_row(segment) -> dict:
     row = segment.to_row()
     del row["file"]  # a temporary file's name: the client knows what it sent
@@ -156,12 +174,17 @@ def _failure(result: Failure, path: str) -> RequestError:
 
 
 def score_requests(
-    scorer, requests: Sequence[AudioRequest], segment_options: SegmentOptions | None = None, batch_size: int = 16
+    scorer,
+    requests: Sequence[AudioRequest],
+    segment_options: SegmentOptions | None = None,
+    batch_size: int = 16,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> list[list[dict] | RequestError]:
     """Each request's answer, or the `RequestError` that explains why its audio cannot be scored.
 
     The clips are written to temporary files and scored by the engine together (`iter_predictions`, batched by
-    length); segment requests go through `iter_segmented_files`. A bad clip fails alone: the others are answered.
+    length); segment requests go through `iter_segmented_files`. A bad clip fails alone: the others are answered;
+    so does a clip longer than `max_seconds`, before it is decoded.
     """
     answers: list[list[dict] | RequestError | None] = [None] * len(requests)
     with tempfile.TemporaryDirectory(prefix="gemo-clap-requests-") as folder:
@@ -170,8 +193,12 @@ def score_requests(
             path = Path(folder) / f"request-{index}"
             path.write_bytes(request.audio)
             paths.append(str(path))
+            try:
+                check_duration(str(path), max_seconds)
+            except RequestError as error:
+                answers[index] = error
         position = {path: index for index, path in enumerate(paths)}
-        clips = [paths[i] for i, r in enumerate(requests) if not r.segments]
+        clips = [paths[i] for i, r in enumerate(requests) if not r.segments and answers[i] is None]
         found = iter_predictions(scorer, scorer.feature_extractor, clips, batch_size, num_workers=1) if clips else []
         for result in found:
             index = position[result.file]
@@ -179,7 +206,7 @@ def score_requests(
                 answers[index] = _failure(result, result.file)
             else:
                 answers[index] = emotion_answer(result, requests[index].top_k)
-        long = [paths[i] for i, r in enumerate(requests) if r.segments]
+        long = [paths[i] for i, r in enumerate(requests) if r.segments and answers[i] is None]
         options = segment_options or SegmentOptions()
         for result in iter_segmented_files(scorer, scorer.feature_extractor, long, options, batch_size):
             index = position[result.file]
@@ -192,8 +219,10 @@ def score_requests(
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_SECONDS",
     "AudioRequest",
     "RequestError",
+    "check_duration",
     "check_size",
     "emotion_answer",
     "parse_payload",

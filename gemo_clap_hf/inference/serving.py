@@ -22,7 +22,14 @@ import threading
 from pathlib import Path
 
 from ..errors import GEmoClapError, PredictionError
-from .audio_requests import DEFAULT_MAX_BYTES, RequestError, check_size, parse_request, score_requests
+from .audio_requests import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_SECONDS,
+    RequestError,
+    check_size,
+    parse_request,
+    score_requests,
+)
 from .backends import load_backend
 from .segments import SegmentOptions
 
@@ -77,7 +84,9 @@ class EmotionService:
         batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         segment_options: SegmentOptions | None = None,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
     ):
+        self.max_seconds = max_seconds
         self.scorer = load_backend(model, backend, None, threads)
         self.max_bytes, self.max_batch_size = max_bytes, max_batch_size
         self.segment_options = segment_options or SegmentOptions()
@@ -92,11 +101,12 @@ class EmotionService:
             "genders": list(config.gender_labels) if config.loss_type == "ml" else None,
             "max_batch_size": max_batch_size,
             "max_bytes": max_bytes,
+            "max_seconds": max_seconds,
         }
 
     def _score(self, requests):
         with self._model_lock:
-            return score_requests(self.scorer, requests, self.segment_options, self.max_batch_size)
+            return score_requests(self.scorer, requests, self.segment_options, self.max_batch_size, self.max_seconds)
 
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_MS / 1000)
     async def score_batch(self, requests):
@@ -144,6 +154,7 @@ def build_app(
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     segment_options: SegmentOptions | None = None,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ):
     """The Serve application: `replicas` copies of `EmotionService`, each using `threads` CPUs (default 1)."""
     if replicas < 1:
@@ -154,6 +165,8 @@ def build_app(
         raise PredictionError(f"--batch-wait-ms must be 0 or more, got {batch_wait_ms}.")
     if max_bytes < 1:
         raise PredictionError(f"--max-bytes must be at least 1, got {max_bytes}.")
+    if not max_seconds > 0:
+        raise PredictionError(f"--max-seconds must be positive, got {max_seconds}.")
     if Path(model).expanduser().exists():  # replicas may start in another folder
         model = str(Path(model).expanduser().resolve())
     deployment = serve.deployment(EmotionService, name="gemo-clap").options(
@@ -161,7 +174,9 @@ def build_app(
         ray_actor_options={"num_cpus": threads or 1},
         max_ongoing_requests=max(32, 2 * max_batch_size),
     )
-    return deployment.bind(model, backend, threads, max_batch_size, batch_wait_ms, max_bytes, segment_options)
+    return deployment.bind(
+        model, backend, threads, max_batch_size, batch_wait_ms, max_bytes, segment_options, max_seconds
+    )
 
 
 def start_server(app, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, address: str | None = None) -> str:
