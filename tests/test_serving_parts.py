@@ -256,3 +256,21 @@ def test_audio_past_max_seconds_is_refused_before_it_is_decoded(endpoint, tmp_pa
         with pytest.raises(RequestError) as caught:
             handler({"inputs": base64.b64encode(path.read_bytes()).decode(), "parameters": parameters})
         assert caught.value.status == 413 and "601.0 s, over this server's limit of 600 s" in str(caught.value)
+
+
+def test_ray_predictor_and_the_handler_on_the_onnx_backend(group_export, audio_folder, tmp_path):  # noqa: F811
+    """`backend="onnx"`: the same rows as `predict --backend onnx` from the Ray Data callable and the handler."""
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    from gemo_clap_hf.inference.endpoint import EndpointHandler, export_endpoint
+
+    _, out_dir, _ = group_export
+    files = good_files(audio_folder)[:3]
+    expected = {p.file: p for p in predict_files(str(out_dir), paths=files, backend="onnx")}
+    table = RayPredictor(str(out_dir), backend="onnx")({"path": np.array(files)})
+    for index, file in enumerate(table["file"]):
+        np.testing.assert_allclose(table["neutral"][index], expected[file].probabilities["neutral"], atol=1e-5)
+    repo = export_endpoint(str(out_dir), tmp_path / "onnx_endpoint", backend="onnx")
+    assert "backend='onnx'" in (repo / "handler.py").read_text()
+    assert (repo / "requirements.txt").read_text().startswith("gemo-clap-hf[onnx]==")
+    answer = EndpointHandler(str(repo), "onnx")({"inputs": Path(files[0]).read_bytes()})
+    assert answer[0]["label"] == expected[files[0]].emotions[0]["label"]
