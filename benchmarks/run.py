@@ -21,6 +21,9 @@ trains by default. The figures:
 - `cpu_inference` (only when named in `--figures`; it trains the demo unless `--demo_model` is given): PyTorch's
   bare tower vs the classifier vs onnxruntime float32 and int8, bulk `predict` per backend, and int8's agreement
   on the demo model's held-out session (`cpu_inference.py`).
+- `serving` (only when named in `--figures`; the [ray] extra): the Ray Serve endpoint's requests/s and p50/p99
+  latency for 1, 4 and 16 clients with and without dynamic batching, and `predict --ray` against `predict`, on 2 CPU
+  cores (`serving.py`).
 
 `--quick` runs the same code on tiny towers as a smoke test; its figures mean nothing.
 """
@@ -84,6 +87,11 @@ def run(settings: Settings) -> dict:
 
         with timed("cpu_inference"):
             results["cpu_inference"] = measure_cpu_inference(settings, classifier)
+    if "serving" in figures:
+        from .serving import measure_serving
+
+        with timed("serving"):
+            results["serving"] = measure_serving(settings, classifier)
     if "end_to_end" in figures:
         from .end_to_end import measure_end_to_end
 

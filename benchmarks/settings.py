@@ -37,7 +37,8 @@ FIGURES = (
 )
 # Measured only when named in --figures (minutes of generated audio through the CLI): benchmarks/long_recordings.py.
 # cpu_inference exports base-size graphs and trains the demo unless --demo_model is given: benchmarks/cpu_inference.py.
-OPTIONAL_FIGURES = ("long_recordings", "cpu_inference")
+# serving starts a local Ray cluster (the [ray] extra) for the endpoint and predict --ray: benchmarks/serving.py.
+OPTIONAL_FIGURES = ("long_recordings", "cpu_inference", "serving")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The `gemo-clap` console script: synth-corpus, predict, export-onnx, demo, bench and app sub-commands.
+"""The `gemo-clap` console script: synth-corpus, predict, export-onnx, demo, bench, app, serve and export-endpoint
+sub-commands.
 
 Each sub-command's options and handler live in a module of their own (`predict`, `export`, `bench`, `app`); the
 work lives in the library (`inference/`, `data/`, `demo/`, `web/`), imported only when its sub-command runs.
@@ -19,6 +20,7 @@ from .app import add_app_command
 from .bench import add_bench_command
 from .export import add_export_command
 from .predict import add_predict_command
+from .serve import add_serve_commands
 
 EXIT_USAGE_ERROR = 2
 
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_command(commands)
     add_app_command(commands)
+    add_serve_commands(commands)
     return parser
 
 

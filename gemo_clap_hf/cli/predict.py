@@ -19,6 +19,7 @@ from ..inference.engine import check_batch_size, check_top_k, iter_predictions, 
 from ..inference.inputs import collect_inputs
 from ..inference.predictions import Prediction, SegmentedFile
 from ..inference.segments import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SegmentOptions, merge_segments
+from .ray_options import add_ray_arguments, check_ray_options, ray_address
 from .results import (
     Progress,
     ResultWriter,
@@ -109,6 +110,7 @@ def add_predict_command(commands) -> None:
     add_backend_options(predict)
     predict.add_argument("--quiet", "-q", action="store_true", help="no progress bar (failures are still reported)")
     _add_segment_arguments(predict)
+    add_ray_arguments(predict)
     predict.set_defaults(handler=predict_command)
 
 
@@ -145,11 +147,14 @@ def run_predict(
     threads: int | None = None,
     segments: SegmentOptions | None = None,
     plot: str | None = None,
+    ray: str | None = None,
+    ray_workers: int | None = None,
 ) -> tuple[list[Prediction] | list[SegmentedFile], Summary]:
     """Classify every file named by `paths` (one row each, or with `segments` one row per window); stream rows to
     `output` (resuming it) or return the results in input order; `plot` draws one file's timeline.
 
-    Failures are reported on stderr as they happen and kept in the summary; they never stop the run.
+    Failures are reported on stderr as they happen and kept in the summary; they never stop the run. With `ray`
+    (a Ray address, "auto", or `LOCAL_CLUSTER`) the files are scored on a Ray cluster by `ray_workers` actors.
     """
     from ..inference.backends import load_backend
 
@@ -160,6 +165,7 @@ def run_predict(
     if plot is not None and (segments is None or len(files) != 1):
         raise PredictionError(f"--plot draws one recording's timeline; {len(files)} files were given: pass one file.")
     _check_vad(segments)
+    check_ray_options(ray, device, plot, ray_workers)
     scorer = load_backend(model, backend, device, threads)  # torch, or an onnx export; the device is checked here
     columns = output_columns(scorer.config, segments=segments is not None)
     writer = (SegmentWriter if segments else ResultWriter)(Path(output), columns) if output else None
@@ -170,7 +176,13 @@ def run_predict(
         progress.report(
             f"gemo-clap predict: {output}: cut off {what}" + ("" if segments else " (its file is classified again)")
         )
-    if segments is None:
+    if ray is not None:
+        from ..inference.ray_batch import iter_ray_results
+
+        found = iter_ray_results(
+            model, files, scorer.config, ray_address(ray), backend, batch_size, segments, top_k, threads, ray_workers
+        )
+    elif segments is None:
         found = iter_predictions(scorer, scorer.feature_extractor, files, batch_size, top_k=top_k)
     else:
         found = iter_segmented_files(scorer, scorer.feature_extractor, files, segments, batch_size)
@@ -226,6 +238,8 @@ def predict_command(args: argparse.Namespace) -> int:
         threads=args.threads,
         segments=segments,
         plot=args.plot,
+        ray=args.ray,
+        ray_workers=args.ray_workers,
     )
     if args.output is None:
         if args.json:

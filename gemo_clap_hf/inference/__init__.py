@@ -8,6 +8,9 @@ bench and any Python caller classify with.
   `predict_segments` (one per window), length-bucketed and decoded in the background.
 - `predictions`: the result records; `segments`: window planning and merging; `vad`: silero speech regions;
   `timeline_plot`: the timeline picture; `onnx_export`, `onnx_runtime`, `onnx_quantize`: the ONNX graph.
+- Past one machine (the [ray] extra; imported only when used): `audio_requests` (audio over the wire -> the engine),
+  `ray_batch` (`RayPredictor` for Ray Data, `predict --ray`), `serving` (`gemo-clap serve` on Ray Serve), `endpoint`
+  (the Inference Endpoints handler, `export-endpoint`).
 """
 
 from .backends import OnnxScorer, Scorer, TorchScorer, load_backend, load_classifier
