@@ -90,6 +90,9 @@ def difference_table(comparisons: dict[str, dict]) -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, c in comparisons.items():
+        if not c["seeds"]:
+            lines.append(f"| {VARIANTS[name][0]} | 0 | – | – | – | – |")
+            continue
         better = sum(d > 0 for d in c.get("per_seed", {}).values())
         p = "–" if c["p"] != c["p"] else f"{c['p']:.3f}"
         lines.append(
@@ -136,10 +139,9 @@ def sweep_lines(table: dict) -> list[str]:
         runs = {s: v for s, v in complete_seeds(variants.get(name, {})).items() if s in seeds}
         c = compare(runs, baseline)
         interval = "–" if c["seeds"] < 2 else f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
+        difference = "–" if not c["seeds"] else f"{100 * c['mean']:+.1f}"
         same = " (Emo-CLAP's runs: the same loss)" if name == BASELINE else ""
-        lines.append(
-            f"| {alpha:g}{same} | {len(runs)} | {mean_sd(seed_means(runs))} | {100 * c['mean']:+.1f} | {interval} |"
-        )
+        lines.append(f"| {alpha:g}{same} | {len(runs)} | {mean_sd(seed_means(runs))} | {difference} | {interval} |")
     return lines
 
 
@@ -227,9 +229,10 @@ def write_report(runs_dir: Path, results: str, command: str, machine: str, elaps
         "paired difference over seeds (10 000 resamples); p: two-sided Wilcoxon signed-rank test over seeds.",
         "",
         f"Corpus: {CORPUS['utterances_per_speaker']} utterances per speaker, corpus seed {CORPUS['seed']}, "
-        f"cue_scale {CORPUS['cue_scale']:g}, spread {CORPUS['spread']:g}. Recipe: small random wavlm-base-plus + "
-        f"roberta-base towers, projection dim {RECIPE.projection_dim}, learning rate {RECIPE.learning_rate:g}, "
-        f"warm-up {RECIPE.warmup_steps:g}, {RECIPE.num_train_epochs:g} epochs of batch {RECIPE.batch_size}, "
+        f"cue_scale {CORPUS['cue_scale']:g}, spread {CORPUS['spread']:g}. Recipe: {RECIPE.tower_size} random "
+        f"wavlm-base-plus + roberta-base towers, projection dim {RECIPE.projection_dim}, "
+        f"learning rate {RECIPE.learning_rate:g}, warm-up {RECIPE.warmup_steps:g}, "
+        f"{RECIPE.num_train_epochs:g} epochs of batch {RECIPE.batch_size}, "
         f"{RECIPE.max_duration_s:g} s crops, initial logit scale {LOGIT_SCALE_INIT:.3g}.",
         "",
         f"Command: `{command}`",
