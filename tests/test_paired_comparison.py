@@ -19,6 +19,8 @@ from gemo_clap_hf.metrics.paired_comparison import (
 
 # Ten seeds' paired UAR differences (no ties, no zeros), as the protocol produces them.
 DIFFERENCES = [0.031, -0.012, 0.054, 0.008, 0.022, -0.027, 0.046, 0.015, 0.061, -0.004]
+# One seed far out: a skewed bootstrap distribution, where the percentile interval differs from other kinds.
+SKEWED = [0.004, 0.011, -0.006, 0.002, 0.009, 0.151, 0.007, -0.003, 0.013, 0.005]
 
 
 def exact_signed_rank_p(values) -> float:
@@ -44,10 +46,11 @@ def test_signed_rank_drops_zeros_and_needs_two_values():
     assert np.isnan(signed_rank_p([0.01]))
 
 
-def test_bootstrap_interval_matches_a_resampling_loop_and_scipy():
-    low, high = bootstrap_interval(DIFFERENCES)
+@pytest.mark.parametrize("sample", [DIFFERENCES, SKEWED], ids=["symmetric", "skewed"])
+def test_bootstrap_interval_matches_a_resampling_loop_and_scipy(sample):
+    low, high = bootstrap_interval(sample)
     rng = np.random.default_rng(123)
-    values = np.asarray(DIFFERENCES)
+    values = np.asarray(sample)
     means = values[rng.integers(0, len(values), size=(50_000, len(values)))].mean(axis=1)
     ref_low, ref_high = np.percentile(means, [2.5, 97.5])
     assert low == pytest.approx(ref_low, abs=0.002) and high == pytest.approx(ref_high, abs=0.002)
