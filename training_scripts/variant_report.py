@@ -44,6 +44,15 @@ def load_results(runs_dir: Path) -> dict:
     return table
 
 
+def wall_span_minutes(runs_dir: Path) -> float:
+    """Minutes from the first finished run's start to the last one's end (pauses between invocations included)."""
+    paths = list((runs_dir / "results").glob("*/*/seed*_fold*.json"))
+    if not paths:
+        return 0.0
+    starts = [p.stat().st_mtime - json.loads(p.read_text())["seconds"] for p in paths]
+    return (max(p.stat().st_mtime for p in paths) - min(starts)) / 60
+
+
 def complete_seeds(seeds: dict, metric: str = "uar", folds: int = 5) -> dict[int, list[float]]:
     """seed -> per-fold values, for the seeds whose every fold is finished."""
     return {seed: [r[metric] for r in rows] for seed, rows in seeds.items() if len(rows) == folds}
@@ -59,6 +68,17 @@ def mean_sd(per_seed: dict[int, float]) -> str:
         return "–"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * statistics.fmean(values):.1f} ± {100 * sd:.1f}"
+
+
+def progress_table(variants: dict, names) -> list[str]:
+    """Only what is finished (no figures): seeds complete, fold runs done, collapses so far."""
+    lines = ["| variant | seeds complete | fold runs finished | collapsed so far |", "| --- | --- | --- | --- |"]
+    for name in names:
+        seeds = variants.get(name, {})
+        folds = [r for rows in seeds.values() for r in rows]
+        collapsed = sum(r["uar"] < COLLAPSED_UAR for r in folds)
+        lines.append(f"| {VARIANTS[name][0]} | {len(complete_seeds(seeds))} | {len(folds)} | {collapsed} |")
+    return lines
 
 
 def variant_table(variants: dict, names) -> list[str]:
@@ -200,27 +220,27 @@ def write_report(runs_dir: Path, results: str, command: str, machine: str, elaps
     ]
     if partial:
         lines += [
-            f"**PARTIAL: {done} of {total} runs are finished. The figures below cover only the finished seeds and are "
-            "not the result; nothing is concluded until the protocol is complete.**",
+            f"**PARTIAL: {done} of {total} runs are finished. No figures are shown and nothing is concluded until the "
+            "protocol is complete: the tables below only count what is finished.**",
             "",
         ]
     for setting in SETTINGS:
         lines += [f"## {setting.capitalize()} setting", ""]
-        lines += variant_table(table.get(setting, {}), MAIN_VARIANTS)
+        if partial:
+            lines += progress_table(table.get(setting, {}), MAIN_VARIANTS) + [""]
+            continue
+        lines += variant_table(table.get(setting, {}), MAIN_VARIANTS) + [""]
         lines += [
-            "",
             "Paired differences (per seed: the variant's 5-fold mean UAR minus Emo-CLAP's, same initial weights):",
             "",
         ]
         lines += difference_table(comparisons[setting])
         lines += [""]
-    lines += ["## SL alpha_e sweep (confounded setting, seeds 0-2)", ""] + sweep_lines(table) + [""]
-    lines += ["## Outcome", ""]
     if partial:
-        lines += ["Not stated: the protocol is not complete.", ""]
+        lines += ["## Outcome", "", "Not stated: the protocol is not complete.", ""]
     else:
-        lines += outcome_lines(comparisons) + [""]
-    if any(c["seeds"] for cs in comparisons.values() for c in cs.values()):
+        lines += ["## SL alpha_e sweep (confounded setting, seeds 0-2)", ""] + sweep_lines(table) + [""]
+        lines += ["## Outcome", ""] + outcome_lines(comparisons) + [""]
         draw(comparisons, out.parent / PICTURE)
         lines += [f"![paired UAR differences with 95 % intervals]({PICTURE})", ""]
     lines += [
@@ -237,7 +257,9 @@ def write_report(runs_dir: Path, results: str, command: str, machine: str, elaps
         "",
         f"Command: `{command}`",
         f"Machine: {machine}; {sum(seconds) / 60:.0f} min of run time summed over the finished runs"
-        + (f", {elapsed / 60:.0f} min wall time in the last invocation." if elapsed else "."),
+        + f"; {wall_span_minutes(Path(runs_dir)):.0f} min of wall time from the first run's start to the last run's "
+        "end (pauses between invocations included)"
+        + (f", {elapsed / 60:.0f} min in the last invocation." if elapsed else "."),
         "",
     ]
     out.write_text("\n".join(lines), encoding="utf-8")
