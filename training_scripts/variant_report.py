@@ -18,6 +18,7 @@ from compare_variants import (
     LOGIT_SCALE_INIT,
     MAIN_VARIANTS,
     RECIPE,
+    SCRIPT_PATH,
     SETTINGS,
     SWEEP,
     VARIANTS,
@@ -222,6 +223,9 @@ def write_report(runs_dir: Path, results: str, command: str, machine: str, elaps
         lines += [
             f"**PARTIAL: {done} of {total} runs are finished. No figures are shown and nothing is concluded until the "
             "protocol is complete: the tables below only count what is finished.**",
+            "",
+            f"To finish it (finished runs are skipped): `nice -n 19 python {SCRIPT_PATH} --runs-dir {runs_dir}`; it "
+            "rewrites this report at the end (`--report-only` rewrites it from the finished runs at any time).",
             "",
         ]
     for setting in SETTINGS:
