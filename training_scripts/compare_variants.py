@@ -1,14 +1,18 @@
 #!/usr/bin/env python
-"""Emo-CLAP vs SL-GEmo-CLAP vs ML-GEmo-CLAP on the synthetic corpus: leave-one-session-out, several seeds, one budget.
+"""Emo-CLAP vs SL-GEmo-CLAP vs ML-GEmo-CLAP on the synthetic corpus, as pre-registered in
+docs/results/variants_protocol.md: a confounded and a control corpus setting, seeds 0-9, 5-fold
+leave-one-session-out, plus an SL alpha_e sweep on the confounded setting.
 
-    python training_scripts/compare_variants.py                       # writes docs/results/synthetic_variants.md
-    python training_scripts/compare_variants.py --seeds 0 1 --output-dir runs/compare
+    nice -n 19 python training_scripts/compare_variants.py --runs-dir .variants_runs      # the protocol
+    python training_scripts/compare_variants.py --runs-dir .variants_runs --report-only   # report what is done
+    python training_scripts/compare_variants.py --pilot --runs-dir .variants_pilot        # the pilot
 
-Every variant trains the same small random WavLM + RoBERTa towers (the same initial weights for a given seed), on
-the same corpus, with the same optimiser, steps and crops; only `loss_type` differs. Each (variant, seed) is a full
-5-fold cross-validation (`run_cross_validation`); a finished one (its `cv_results.json` exists) is read, not re-run,
-so an interrupted comparison restarted with the same command only runs what is missing. Not part of the tests: it
-takes about half an hour on 2 CPU cores.
+Every run (setting, variant, seed, fold) trains one model through `run_training` and saves its held-out metrics to
+`<runs-dir>/results/<setting>/<variant>/seed<k>_fold<f>.json` as soon as it finishes; a rerun of the same command
+skips the finished ones, so the protocol can be stopped and resumed. After every seed the report
+(docs/results/variants.md and its picture) is rewritten from whatever is finished, marked partial until all runs
+are. The pilot trains on sessions 1-3 and validates on session 4 (session 5 is never seen) and writes
+`<runs-dir>/pilot.json`.
 """
 
 from __future__ import annotations
@@ -20,157 +24,244 @@ import json
 import os
 import platform
 import shlex
-import statistics
+import shutil
 import sys
+import time
 from pathlib import Path
 
-import torch
-
-from gemo_clap_hf.data.synthetic import generate_corpus
-from gemo_clap_hf.demo.run import LEARNING, DemoSettings, data_arguments, model_arguments, training_arguments
-from gemo_clap_hf.training import run_cross_validation
-from gemo_clap_hf.training.cross_validation import RESULTS_JSON
-from gemo_clap_hf.training.outputs import held_out_prefix
+from gemo_clap_hf.data.synthetic import RELEASE_DIR, generate_corpus
+from gemo_clap_hf.demo.run import LEARNING, data_arguments, model_arguments, training_arguments
 
 SCRIPT_PATH = "training_scripts/compare_variants.py"
-
-VARIANTS = {"emo": "Emo-CLAP", "sl": "SL-GEmo-CLAP", "ml": "ML-GEmo-CLAP"}
+SETTINGS = ("confounded", "control")
+FOLDS = ("1", "2", "3", "4", "5")
 GENDERS = ("female", "male")
 COLLAPSED_UAR = 0.30  # chance is 0.25 on 4 classes
+REPORT_EVERY = 10  # runs between rewrites of the report
+
+# Frozen by docs/results/variants_protocol.md (chosen by the pilot; see there).
+CORPUS = {"utterances_per_speaker": 40, "cue_scale": 1.0, "spread": 1.0, "seed": 0}
+# LEARNING's budget with tiny towers (5x cheaper per step than small) and a 30 % warm-up (0.1 collapsed SL).
+RECIPE = dataclasses.replace(LEARNING, tower_size="tiny", learning_rate=1e-3, num_train_epochs=8, warmup_steps=0.3)
+LOGIT_SCALE_INIT = 1 / 0.07
+
+# name -> (label, loss_type, alpha_e); Emo-CLAP ignores alpha_e (SL at alpha_e 1.0 is exactly its loss).
+VARIANTS = {
+    "emo": ("Emo-CLAP", "emo", 1.0),
+    "sl0.8": ("SL-GEmo-CLAP, alpha_e 0.8", "sl", 0.8),
+    "sl0.9": ("SL-GEmo-CLAP, alpha_e 0.9", "sl", 0.9),
+    "ml0.9": ("ML-GEmo-CLAP, alpha_e 0.9", "ml", 0.9),
+    "sl0.5": ("SL-GEmo-CLAP, alpha_e 0.5", "sl", 0.5),
+    "sl0.7": ("SL-GEmo-CLAP, alpha_e 0.7", "sl", 0.7),
+}
+MAIN_VARIANTS = ("emo", "sl0.8", "sl0.9", "ml0.9")
+MAIN_SEEDS = tuple(range(10))
+SWEEP = {"setting": "confounded", "seeds": (0, 1, 2), "alphas": {0.5: "sl0.5", 0.7: "sl0.7", 0.9: "sl0.9", 1.0: "emo"}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    setting: str
+    variant: str
+    seed: int
+    fold: str
+
+    def result_path(self, runs_dir: Path) -> Path:
+        return runs_dir / "results" / self.setting / self.variant / f"seed{self.seed}_fold{self.fold}.json"
+
+
+def protocol_runs() -> list[Run]:
+    """Every run of the protocol, seed by seed (so a partial run has whole seeds), then the sweep's extra runs."""
+    runs = [
+        Run(setting, variant, seed, fold)
+        for seed in MAIN_SEEDS
+        for setting in SETTINGS
+        for variant in MAIN_VARIANTS
+        for fold in FOLDS
+    ]
+    extra = [v for v in SWEEP["alphas"].values() if v not in MAIN_VARIANTS]
+    runs += [Run(SWEEP["setting"], v, seed, fold) for seed in SWEEP["seeds"] for v in extra for fold in FOLDS]
+    return runs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output-dir", default="runs/compare_variants", help="corpus, towers and fold models")
-    parser.add_argument("--results", default="docs/results/synthetic_variants.md", help="markdown table to write")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--utterances-per-speaker", type=int, default=LEARNING.utterances_per_speaker)
-    parser.add_argument("--epochs", type=float, default=LEARNING.num_train_epochs)
+    parser.add_argument("--runs-dir", default=".variants_runs", help="corpora, towers and per-run results")
+    parser.add_argument("--results", default="docs/results/variants.md", help="the report to write")
+    parser.add_argument("--report-only", action="store_true", help="write the report from finished runs only")
+    parser.add_argument("--workers", type=int, default=2, help="runs trained at once (processes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs (timing)")
+    pilot = parser.add_argument_group("pilot (validation on session 4; session 5 never used)")
+    pilot.add_argument("--pilot", action="store_true")
+    pilot.add_argument("--pilot-settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    pilot.add_argument("--pilot-seeds", type=int, nargs="+", default=[0, 1])
+    pilot.add_argument("--pilot-variants", nargs="+", default=["emo", "sl0.9"], choices=list(VARIANTS))
+    pilot.add_argument("--cue-scale", type=float, default=CORPUS["cue_scale"])
+    pilot.add_argument("--spread", type=float, default=CORPUS["spread"])
+    pilot.add_argument("--tower-size", default=RECIPE.tower_size, choices=["tiny", "small"])
+    pilot.add_argument("--crop", type=float, default=RECIPE.max_duration_s, help="training crop, seconds")
+    pilot.add_argument("--learning-rate", type=float, default=RECIPE.learning_rate)
+    pilot.add_argument("--epochs", type=float, default=RECIPE.num_train_epochs)
+    pilot.add_argument("--warmup", type=float, default=RECIPE.warmup_steps)
+    pilot.add_argument("--logit-scale-init", type=float, default=LOGIT_SCALE_INIT)
     return parser.parse_args(argv)
 
 
-def cross_validate(settings: DemoSettings, corpus_dir: Path, run_dir: Path, loss_type: str, seed: int) -> Path:
-    """One (variant, seed) 5-fold cross-validation into `run_dir`; the Trainer's chatter goes to run_dir/log.txt."""
-    if (run_dir / RESULTS_JSON).is_file():
-        return run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    training_args = training_arguments(settings, run_dir, seed)
-    training_args.disable_tqdm = True
-    data_args = dataclasses.replace(data_arguments(settings, corpus_dir), test_fold=None)
-    model_args = model_arguments(settings, run_dir.parent / f"towers_seed{seed}", seed, loss_type=loss_type)
-    with open(run_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        run_cross_validation(model_args, data_args, training_args)
-    return run_dir
-
-
-def fold_metrics(run_dir: Path) -> list[dict]:
-    """UAR, WAR and UAR per gender of every held-out fold of one cross-validation."""
-    folds = []
-    for fold in json.loads((run_dir / RESULTS_JSON).read_text())["folds"]:
-        metrics = json.loads((run_dir / f"fold_{fold['fold']}" / "all_results.json").read_text())
-        prefix = held_out_prefix(metrics)
-        folds.append(
-            {
-                "uar": metrics[f"{prefix}_uar"],
-                "war": metrics[f"{prefix}_war"],
-                **{g: metrics[f"{prefix}_uar_{g}"] for g in GENDERS},
-                "train_runtime": metrics.get("train_runtime", 0.0),
-            }
-        )
-    return folds
-
-
-def summarize(runs: dict[int, list[dict]]) -> dict:
-    """Per metric: mean over seeds of the 5-fold means, and the standard deviation of those seed means."""
-    summary = {}
-    for metric in ("uar", "war", *GENDERS):
-        per_seed = [statistics.fmean(fold[metric] for fold in folds) for folds in runs.values()]
-        summary[metric] = (statistics.fmean(per_seed), statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0)
-        summary[f"{metric}_per_seed"] = per_seed
-    all_folds = [fold for folds in runs.values() for fold in folds]
-    # A fold run that ends near chance (one emotion predicted for everything) dominates a mean: count them apart.
-    summary["collapsed"] = sum(fold["uar"] < COLLAPSED_UAR for fold in all_folds)
-    summary["fold_runs"] = len(all_folds)
-    learned = [fold["uar"] for fold in all_folds if fold["uar"] >= COLLAPSED_UAR]
-    summary["uar_not_collapsed"] = statistics.fmean(learned) if learned else float("nan")
-    summary["train_minutes"] = sum(fold["train_runtime"] for fold in all_folds) / 60
-    return summary
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return (
-        f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} CPU cores, Python "
-        f"{platform.python_version()}, torch {torch.__version__}, no GPU"
+def corpus_dir(runs_dir: Path, setting: str, cue_scale: float, spread: float) -> Path:
+    """The setting's corpus (generated once, then reused)."""
+    folder = runs_dir / f"corpus_{setting}_cue{cue_scale:g}_spread{spread:g}"
+    options = dict(setting=setting, cue_scale=cue_scale, spread=spread)
+    return generate_corpus(
+        folder, seed=CORPUS["seed"], utterances_per_speaker=CORPUS["utterances_per_speaker"], progress=False, **options
     )
 
 
-def _percent_or_dash(value: float) -> str:
-    return "–" if value != value else f"{100 * value:.1f}"  # NaN: every fold run collapsed
+def pilot_corpus_dir(full: Path) -> Path:
+    """Sessions 1-4 of a corpus (links), so the pilot cannot see session 5."""
+    folder = full.parent / f"{full.name}_sessions1-4"
+    for session in (1, 2, 3, 4):
+        link = folder / f"Session{session}"
+        if not link.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            link.symlink_to((full / RELEASE_DIR / f"Session{session}").resolve())
+    return folder
 
 
-def format_results(summaries: dict[str, dict], args: argparse.Namespace, settings: DemoSettings) -> str:
-    pct = lambda pair: f"{100 * pair[0]:.1f} ± {100 * pair[1]:.1f}"  # noqa: E731
-    lines = [
-        "# Emo-CLAP vs SL-GEmo-CLAP vs ML-GEmo-CLAP on the synthetic corpus",
-        "",
-        f"Leave-one-session-out (5 folds) on the embedded synthetic corpus ({settings.utterances_per_speaker} "
-        f"utterances per speaker, 10 speakers), seeds {', '.join(map(str, args.seeds))}. Figures in %: mean over "
-        "seeds of the 5-fold mean ± standard deviation across seeds; UAR per gender is the UAR within each gender's "
-        "held-out clips. A fold run is counted as collapsed when its UAR is below "
-        f"{100 * COLLAPSED_UAR:.0f} % (chance is 25 %).",
-        "",
-        "| variant | UAR | WAR | UAR female | UAR male | UAR per seed | collapsed fold runs | UAR of the others |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for loss_type, summary in summaries.items():
-        seeds = ", ".join(f"{100 * value:.1f}" for value in summary["uar_per_seed"])
-        lines.append(
-            f"| {VARIANTS[loss_type]} (`{loss_type}`) | {pct(summary['uar'])} | {pct(summary['war'])} | "
-            f"{pct(summary['female'])} | {pct(summary['male'])} | {seeds} | "
-            f"{summary['collapsed']} of {summary['fold_runs']} | {_percent_or_dash(summary['uar_not_collapsed'])} |"
-        )
-    lines += [
-        "",
-        "Same budget for every variant: small random-initialised WavLM + RoBERTa towers (hidden size 96, 2 layers; "
-        f"the same initial weights per seed), projection dim {settings.projection_dim}, learning rate "
-        f"{settings.learning_rate}, {settings.num_train_epochs:g} epoch(s) of batch {settings.batch_size}, training "
-        f"clips randomly cropped to {settings.max_duration_s:g} s, alpha_e 0.9 (SL and ML), target normalisation "
-        "`sum`, prompt template `{}`.",
-        "",
-        f"Command: `{' '.join(shlex.quote(a) for a in ['python', SCRIPT_PATH, *sys.argv[1:]])}`",
-        f"Machine: {machine()}; {sum(s['train_minutes'] for s in summaries.values()):.0f} min of training in all "
-        "(the Trainer's train_runtime summed over every fold run).",
-        "",
-    ]
-    return "\n".join(lines)
+def train_one(run: Run, data_dir: Path, work_dir: Path, recipe, logit_scale_init: float) -> dict:
+    """One model: trained on every session of `data_dir` but `run.fold`, scored on `run.fold`; metrics only kept."""
+    label, loss_type, alpha_e = VARIANTS[run.variant]
+    model_dir = work_dir / f"{run.setting}_{run.variant}_seed{run.seed}_fold{run.fold}"
+    training_args = training_arguments(recipe, model_dir, run.seed)
+    training_args.disable_tqdm = True
+    data_args = dataclasses.replace(data_arguments(recipe, data_dir), test_fold=run.fold)
+    # The same towers (and, through the seed, the same projection heads) for every variant of a seed.
+    # Written per run (parallel runs never share files); the seed alone sets the weights.
+    model_args = model_arguments(recipe, model_dir / "towers", run.seed, loss_type=loss_type)
+    model_args = dataclasses.replace(model_args, alpha_e=alpha_e, logit_scale_init_value=logit_scale_init)
+    from gemo_clap_hf.training import run_training
+    from gemo_clap_hf.training.outputs import held_out_prefix
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with open(model_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        metrics = run_training(model_args, data_args, training_args)
+    prefix = held_out_prefix(metrics)
+    result = {
+        **dataclasses.asdict(run),
+        "uar": metrics[f"{prefix}_uar"],
+        "war": metrics[f"{prefix}_war"],
+        **{f"uar_{g}": metrics[f"{prefix}_uar_{g}"] for g in GENDERS},
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start,  # all threads: about the wall time on 1 quiet core
+        "train_loss": metrics.get("train_loss"),
+        "train_runtime": metrics.get("train_runtime"),
+    }
+    shutil.rmtree(model_dir)
+    return result
+
+
+def save_result(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    temporary.replace(path)  # atomic: an interrupted run leaves no half-written result
+
+
+def run_pilot(args: argparse.Namespace) -> int:
+    runs_dir = Path(args.runs_dir)
+    recipe = dataclasses.replace(
+        RECIPE,
+        learning_rate=args.learning_rate,
+        num_train_epochs=args.epochs,
+        warmup_steps=args.warmup,
+        tower_size=args.tower_size,
+        max_duration_s=args.crop,
+    )
+    tag = f"cue{args.cue_scale:g}_spread{args.spread:g}_lr{args.learning_rate:g}_ep{args.epochs:g}_wu{args.warmup:g}"
+    tag += f"_ls{args.logit_scale_init:g}_{args.tower_size}_crop{args.crop:g}"
+    results = []
+    for setting in args.pilot_settings:
+        data_dir = pilot_corpus_dir(corpus_dir(runs_dir, setting, args.cue_scale, args.spread))
+        for seed in args.pilot_seeds:
+            for variant in args.pilot_variants:
+                run = Run(setting, variant, seed, "4")
+                path = runs_dir / "pilot" / tag / f"{setting}_{variant}_seed{seed}.json"
+                if not path.is_file():
+                    save_result(path, train_one(run, data_dir, runs_dir / "work" / tag, recipe, args.logit_scale_init))
+                result = json.loads(path.read_text())
+                results.append(result)
+                print(
+                    f"pilot {tag} {setting} {variant} seed {seed}: validation UAR {100 * result['uar']:.1f} "
+                    f"(F {100 * result['uar_female']:.1f}, M {100 * result['uar_male']:.1f}) "
+                    f"in {result['seconds']:.0f} s",
+                    flush=True,
+                )
+    return 0
+
+
+def protocol_worker(run: Run, data_dir: Path, runs_dir: Path, threads: int) -> dict:
+    """One protocol run in a worker process: train, save the result file, return it."""
+    import torch
+
+    torch.set_num_threads(threads)
+    result = train_one(run, data_dir, runs_dir / "work", RECIPE, LOGIT_SCALE_INIT)
+    save_result(run.result_path(runs_dir), result)
+    return result
+
+
+def run_protocol(args: argparse.Namespace) -> int:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from variant_report import write_report
+
+    runs_dir = Path(args.runs_dir)
+    started = time.time()
+    corpora = {s: corpus_dir(runs_dir, s, CORPUS["cue_scale"], CORPUS["spread"]) for s in SETTINGS}
+    pending = [run for run in protocol_runs() if not run.result_path(runs_dir).is_file()]
+    print(f"{len(protocol_runs()) - len(pending)} of {len(protocol_runs())} runs already finished", flush=True)
+    pending = pending[: args.max_runs]
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+        futures = {
+            pool.submit(protocol_worker, run, corpora[run.setting], runs_dir, args.threads): run for run in pending
+        }
+        for done, future in enumerate(as_completed(futures), 1):
+            result = future.result()
+            print(f"{futures[future]}: UAR {100 * result['uar']:.1f} in {result['seconds']:.0f} s", flush=True)
+            if done % REPORT_EVERY == 0:
+                write_report(runs_dir, args.results, command(), machine(), time.time() - started)
+    write_report(runs_dir, args.results, command(), machine(), time.time() - started)
+    return 0
+
+
+def command() -> str:
+    return " ".join(shlex.quote(a) for a in ["python", SCRIPT_PATH, *sys.argv[1:]])
+
+
+def machine() -> str:
+    import torch
+
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), no GPU"
+    )
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    settings = dataclasses.replace(
-        LEARNING, utterances_per_speaker=args.utterances_per_speaker, num_train_epochs=args.epochs
-    )
-    output_dir = Path(args.output_dir)
-    corpus_dir = generate_corpus(output_dir / "corpus", utterances_per_speaker=settings.utterances_per_speaker)
-    summaries = {}
-    for loss_type in args.variants:
-        runs = {}
-        for seed in args.seeds:
-            run_dir = cross_validate(settings, corpus_dir, output_dir / f"{loss_type}_seed{seed}", loss_type, seed)
-            runs[seed] = fold_metrics(run_dir)
-            print(
-                f"{VARIANTS[loss_type]} seed {seed}: UAR per fold "
-                f"{[round(100 * fold['uar'], 1) for fold in runs[seed]]}",
-                flush=True,
-            )
-        summaries[loss_type] = summarize(runs)
-    table = format_results(summaries, args, settings)
-    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.results).write_text(table, encoding="utf-8")
-    print(table)
-    return 0
+    import torch
+
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.pilot:
+        return run_pilot(args)
+    if args.report_only:
+        from variant_report import write_report
+
+        write_report(Path(args.runs_dir), args.results, command(), machine(), None)
+        return 0
+    return run_protocol(args)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from .corpus import (
     DURATION_BOUNDS,
     MANIFEST_NAME,
     RELEASE_DIR,
+    SETTINGS,
+    CorpusOptions,
     Utterance,
     describe_corpus,
     generate_corpus,
@@ -19,6 +21,8 @@ from .recording import Span, emotion_changes, synthetic_recording
 
 __all__ = [
     "CORPUS_CARD",
+    "SETTINGS",
+    "CorpusOptions",
     "DROPPED_PER_KEPT",
     "DURATION_BOUNDS",
     "MANIFEST_NAME",

@@ -62,6 +62,12 @@ jitter, shimmer, subharmonics) and formant shifts (smiled happy speech, open-mou
 Every utterance's style is randomly perturbed so the classes overlap. Female neutral pitch lies
 above male angry pitch: absolute pitch confounds gender and emotion, as in real speech.
 Deterministic: each speaker's plan and each utterance's audio come from RNGs seeded by (seed, ids).
+Options (the defaults give the corpus above): setting "confounded" (above) or "control" (the same ten
+base pitches dealt to the speakers independently of gender: female ranks 1, 4, 5, 8, 9 of the ten, male
+ranks 2, 3, 6, 7, 10; formant scale still follows gender), so gender says nothing about a speaker's
+pitch baseline; cue_scale moves every emotion cue except the pitch level towards neutral (1 = as above,
+smaller = emotion carried more by pitch relative to the speaker); spread scales the per-utterance
+perturbation (1 = as above, larger = more overlap between the emotions).
 """
 
 RELEASE_DIR = "IEMOCAP_full_release"
@@ -107,6 +113,44 @@ CODE_VAD = {
     "xxx": (2.5, 3.0, 3.0),
 }
 SESSION_NOISE_DB = -50.0  # background noise floor, dBFS, +-2 dB per session
+SETTINGS = ("confounded", "control")
+# In the control setting the ten base pitches, sorted, are dealt by rank: these to the female speakers, the
+# others to the male ones (rank sums 27 and 28 of 55), so each gender gets low and high voices alike.
+CONTROL_FEMALE_RANKS = (0, 3, 4, 7, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusOptions:
+    """How the corpus departs from the default: gender-pitch setting and difficulty (see `CORPUS_CARD`)."""
+
+    setting: str = "confounded"  # "confounded": pitch ranges by gender; "control": independent of gender
+    cue_scale: float = 1.0  # emotion cues other than pitch level, as a fraction of their default size
+    spread: float = 1.0  # per-utterance perturbation, as a multiple of its default size
+
+    def __post_init__(self):
+        if self.setting not in SETTINGS:
+            raise ValueError(f"setting={self.setting!r} is not a corpus setting; use one of {SETTINGS}")
+        if not 0.0 <= self.cue_scale <= 1.0:
+            raise ValueError(f"cue_scale={self.cue_scale} must lie in [0, 1] (1 = the default cue sizes)")
+        if self.spread <= 0.0:
+            raise ValueError(f"spread={self.spread} must be positive (1 = the default perturbation)")
+
+    def as_settings(self) -> dict:
+        """The non-default fields, for the manifest (a default corpus keeps its old manifest settings)."""
+        default = CorpusOptions()
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        }
+
+    def style(self, code: str) -> Style:
+        """The code's emotion style with its non-pitch-level cues scaled towards neutral by `cue_scale`."""
+        style = CODE_STYLES[code]
+        if self.cue_scale == 1.0:
+            return style
+        scaled = blend_styles(EMOTION_STYLES["neutral"], style, self.cue_scale)
+        return dataclasses.replace(scaled, pitch_level=style.pitch_level)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,11 +202,22 @@ def sample_durations(rng: np.random.Generator, count: int) -> np.ndarray:
     return np.round(np.clip(durations, *DURATION_BOUNDS), 3)
 
 
-def speaker_voices(seed: int) -> dict[tuple[int, str], Voice]:
-    """Each session's female and male voice; base pitches spread evenly over their ranges."""
+def control_pitches(seed: int, female_f0: np.ndarray, male_f0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same ten base pitches dealt by rank (`CONTROL_FEMALE_RANKS`), each gender's shuffled over the sessions."""
+    pooled = np.sort(np.concatenate([female_f0, male_f0]))
+    female = np.isin(np.arange(len(pooled)), CONTROL_FEMALE_RANKS)
+    rng = np.random.default_rng([seed, 6])
+    return rng.permutation(pooled[female]), rng.permutation(pooled[~female])
+
+
+def speaker_voices(seed: int, setting: str = "confounded") -> dict[tuple[int, str], Voice]:
+    """Each session's female and male voice; base pitches spread evenly over their ranges (`control`: over both
+    genders alike)."""
     rng = np.random.default_rng([seed, 1])
     female_f0 = rng.permutation(np.linspace(185, 235, len(SESSIONS))) + rng.uniform(-3, 3, len(SESSIONS))
     male_f0 = rng.permutation(np.linspace(98, 132, len(SESSIONS))) + rng.uniform(-2, 2, len(SESSIONS))
+    if setting == "control":
+        female_f0, male_f0 = control_pitches(seed, female_f0, male_f0)
     voices = {}
     for i, session in enumerate(SESSIONS):
         voices[session, "F"] = Voice(float(female_f0[i]), float(1.15 * rng.uniform(0.95, 1.05)))
@@ -247,10 +302,12 @@ def write_label_files(release: Path, corpus: list[Utterance]) -> None:
         (folder / f"{dialog}.txt").write_text(header + "".join(map(label_block, utts)), encoding="utf-8")
 
 
-def render_utterance(seed: int, utt: Utterance, voices: dict, sampling_rate: int) -> np.ndarray:
-    """The audio of one utterance; depends only on the seed and the utterance's identity."""
+def render_utterance(
+    seed: int, utt: Utterance, voices: dict, sampling_rate: int, options: CorpusOptions = CorpusOptions()
+) -> np.ndarray:
+    """The audio of one utterance; depends only on the seed, the options and the utterance's identity."""
     rng = np.random.default_rng([seed, 5, utt.session, GENDERS.index(utt.gender), utt.index])
-    style = perturb_style(CODE_STYLES[utt.code], rng)
+    style = perturb_style(options.style(utt.code), rng, options.spread)
     noise_db = session_noise_db(seed, utt.session)
     return synthesize_utterance(rng, voices[utt.session, utt.gender], style, utt.duration, sampling_rate, noise_db)
 
@@ -292,23 +349,31 @@ def generate_corpus(
     sampling_rate: int = 16000,
     progress: bool = True,
     overwrite: bool = False,
+    setting: str = "confounded",
+    cue_scale: float = 1.0,
+    spread: float = 1.0,
 ) -> Path:
     """Write the synthetic corpus under `out_dir/IEMOCAP_full_release` and return `out_dir`.
 
-    Calling again with the same settings returns at once; a different corpus already there raises
+    `setting`, `cue_scale` and `spread` are `CorpusOptions` (the defaults give the demo's corpus): "control" deals
+    speaker pitch ranges independently of gender; `cue_scale` < 1 and `spread` > 1 make the emotions harder to tell
+    apart. Calling again with the same settings returns at once; a different corpus already there raises
     `FileExistsError` unless `overwrite=True`. The counts are in `describe_corpus(out_dir)`.
     """
+    options = CorpusOptions(setting, cue_scale, spread)
     out_dir = Path(out_dir)
     release = out_dir / RELEASE_DIR
     settings = {"seed": seed, "utterances_per_speaker": utterances_per_speaker, "sampling_rate": sampling_rate}
+    settings.update(options.as_settings())
     if prepare_release_dir(release, settings, overwrite):
         return out_dir
     corpus = plan_corpus(seed, utterances_per_speaker)
-    voices = speaker_voices(seed)
+    voices = speaker_voices(seed, options.setting)
     for utt in tqdm(corpus, desc="Synthesising corpus", unit="utt", disable=not progress):
         path = release / utt.wav_relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, render_utterance(seed, utt, voices, sampling_rate), sampling_rate, subtype="PCM_16")
+        audio = render_utterance(seed, utt, voices, sampling_rate, options)
+        sf.write(path, audio, sampling_rate, subtype="PCM_16")
     write_label_files(release, corpus)
     manifest = {"settings": settings, "summary": summarize(corpus), "card": CORPUS_CARD}
     (release / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

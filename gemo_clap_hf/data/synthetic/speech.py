@@ -61,11 +61,12 @@ class Style:
     f2_scale: float = 1.0  # lip spreading (raised F2 in smiled speech)
 
 
-def perturb_style(style: Style, rng: np.random.Generator) -> Style:
-    """Per-utterance variation, so that the emotion classes overlap without merging."""
+def perturb_style(style: Style, rng: np.random.Generator, spread: float = 1.0) -> Style:
+    """Per-utterance variation, so that the emotion classes overlap without merging; `spread` scales every
+    standard deviation (1.0: the default corpus; larger: more overlap, a harder corpus)."""
 
     def n(sd: float) -> float:
-        return sd * rng.standard_normal()
+        return spread * sd * rng.standard_normal()
 
     return dataclasses.replace(
         style,
