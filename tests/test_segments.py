@@ -116,6 +116,25 @@ def test_merge_joins_touching_segments_with_the_same_label():
     assert [(s.index, s.count) for s in merged] == [(0, 3), (1, 3), (2, 3)]
 
 
+def test_merge_joins_back_to_back_windows_when_the_hop_equals_the_window():
+    """`--hop` = `--window`: each window starts exactly where the previous one ends (start == previous end), as
+    the engine times them (sample offsets / rate); same-label neighbours form one segment."""
+    window = hop = int(0.7 * RATE)  # 0.7 s: times such as 2.1 s are not exact binary fractions
+    windows = plan_windows([(0, 5 * window)], window, hop)
+    assert all(start == previous_end for (_, previous_end), (start, _) in zip(windows, windows[1:]))
+    labels = ["sad", "sad", "sad", "neutral", "neutral"]
+    segments = []
+    for (start, end), label in zip(windows, labels):
+        probabilities = {"neutral": 0.2, "sad": 0.2, label: 0.8}
+        segments.append(Segment("f.wav", start / RATE, end / RATE, probabilities))
+    merged = merge_segments(segments)
+    assert [(s.start, s.end, s.emotion) for s in merged] == [
+        (0.0, 3 * window / RATE, "sad"),
+        (3 * window / RATE, 5 * window / RATE, "neutral"),
+    ]
+    assert [(s.index, s.count) for s in merged] == [(0, 2), (1, 2)]
+
+
 def test_segment_csv_resumes_a_file_that_was_cut_off_without_duplicates(capsys, ml_model, recording, tmp_path):
     path, _ = recording
     other = tmp_path / "other.wav"
