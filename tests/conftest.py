@@ -21,4 +21,4 @@ def tiny_checkpoint(tmp_path_factory):
     return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sl-gemo-clap")
 
 
-from onnx_fixtures import exported, group_export  # noqa: E402, F401 - one ONNX export per tower per session
+from onnx_fixtures import exported, group_export, learned_export  # noqa: E402, F401 - one ONNX export per tower per session

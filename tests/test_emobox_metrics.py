@@ -47,3 +47,19 @@ def test_trainer_metrics_under_emobox_names_equal_emobox_scores():
     row = emobox_row({f"test_{k}": v for k, v in metrics.items()} | {"test_samples": 8}, "test")
     expected = emobox_scores(REFERENCES, PREDICTIONS, GENDERS)
     assert row == pytest.approx(expected)
+
+
+PER_UTTERANCE = r"^emobox_scores needs one reference, one prediction \(and one gender\) per utterance\.$"
+
+
+@pytest.mark.parametrize(
+    "references, predictions, genders, message",
+    [
+        ([0, 1], [0], None, PER_UTTERANCE),
+        ([0, 1], [0, 1], ["female"], PER_UTTERANCE),
+        ([], [], None, r"^emobox_scores needs at least one utterance\.$"),
+    ],
+)
+def test_mismatched_or_empty_inputs_are_refused_with_what_is_needed(references, predictions, genders, message):
+    with pytest.raises(ValueError, match=message):
+        emobox_scores(references, predictions, genders)

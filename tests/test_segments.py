@@ -135,6 +135,22 @@ def test_merge_joins_back_to_back_windows_when_the_hop_equals_the_window():
     assert [(s.index, s.count) for s in merged] == [(0, 2), (1, 2)]
 
 
+def test_merge_averages_gender_probabilities_and_keeps_pauses_apart():
+    """An ML model's segments carry gender probabilities: a merged run gets their mean (and keeps its file); runs
+    without them keep None. Same-label segments with a pause between them (even half a second) stay apart."""
+    emotions = [{"neutral": 0.3, "sad": 0.7}, {"neutral": 0.1, "sad": 0.9}, {"neutral": 0.2, "sad": 0.8}]
+    genders = [{"female": 0.6, "male": 0.4}, {"female": 0.8, "male": 0.2}, {"female": 0.1, "male": 0.9}]
+    spans = [(0.0, 1.0), (1.0, 2.0), (2.5, 3.5)]  # back to back, then a 0.5 s pause
+    segments = [Segment("a.wav", *span, e, g) for span, e, g in zip(spans, emotions, genders)]
+    first, second = merge_segments(segments)
+    assert (first.file, first.start, first.end, second.start, second.end) == ("a.wav", 0.0, 2.0, 2.5, 3.5)
+    assert first.probabilities == pytest.approx({"neutral": 0.2, "sad": 0.8})
+    assert first.gender_probabilities == pytest.approx({"female": 0.7, "male": 0.3})
+    assert second.gender_probabilities == pytest.approx(genders[2])
+    [alone] = merge_segments([Segment("b.wav", 0.0, 1.0, emotions[0])])
+    assert alone.file == "b.wav" and alone.gender_probabilities is None
+
+
 def test_segment_csv_resumes_a_file_that_was_cut_off_without_duplicates(capsys, ml_model, recording, tmp_path):
     path, _ = recording
     other = tmp_path / "other.wav"
