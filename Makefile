@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test test-fast lint format demo bench clean
+.PHONY: setup test test-fast lint format demo bench mutants clean
 
 setup: $(VENV)/.installed
 
@@ -42,6 +42,14 @@ demo: setup
 
 bench: setup
 	$(PY) training_scripts/benchmark.py
+
+# Mutation testing (mutmut, the [dev] extra), one module at a time against the fast tests that cover it, within
+# MUTANTS_BUDGET_S seconds per module (about 40 minutes for the six default modules); not part of `make test`.
+# Scores and the surviving mutants: docs/performance.md, "Mutation testing".
+MUTANTS_BUDGET_S ?= 400
+mutants: setup
+	$(PY) -m pip install -q -e '.[dev]'
+	nice -n 10 $(PY) -m benchmarks.mutation --budget-s $(MUTANTS_BUDGET_S) $(if $(MUTANTS_ONLY),--only $(MUTANTS_ONLY))
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -36,4 +36,4 @@ def ml_checkpoint(tmp_path_factory):
     return folder
 
 
-from onnx_fixtures import exported, group_export  # noqa: E402, F401 - one ONNX export per tower per session
+from onnx_fixtures import exported, group_export, learned_export  # noqa: E402, F401 - one ONNX export per tower per session

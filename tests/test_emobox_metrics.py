@@ -66,3 +66,19 @@ def test_unknown_gender_has_no_uar_of_its_own():
     metrics = compute_ser_metrics(PREDICTIONS, REFERENCES, labels, genders)
     row = emobox_row({f"test_{k}": v for k, v in metrics.items()} | {"test_samples": 8, "test_uar_": 0.5}, "test")
     assert "uar_" not in row and row == pytest.approx(scores)
+
+
+PER_UTTERANCE = r"^emobox_scores needs one reference, one prediction \(and one gender\) per utterance\.$"
+
+
+@pytest.mark.parametrize(
+    "references, predictions, genders, message",
+    [
+        ([0, 1], [0], None, PER_UTTERANCE),
+        ([0, 1], [0, 1], ["female"], PER_UTTERANCE),
+        ([], [], None, r"^emobox_scores needs at least one utterance\.$"),
+    ],
+)
+def test_mismatched_or_empty_inputs_are_refused_with_what_is_needed(references, predictions, genders, message):
+    with pytest.raises(ValueError, match=message):
+        emobox_scores(references, predictions, genders)

@@ -159,3 +159,15 @@ def test_loss_rejects_mismatched_batch_sizes():
             torch.tensor(1.0),
             loss_type="emo",
         )
+
+
+def test_target_distribution_defaults_to_row_sums_and_names_a_bad_normalization():
+    """The helper on its own: by default each row divided by its sum (the loop reference's "sum"); an unknown
+    normalization is refused by name."""
+    from gemo_clap_hf.loss_gemo_clap import target_distribution
+
+    positives = torch.tensor([[1.0, 0.0, 1.0], [0.9, 0.1, 0.1], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    expected = torch.tensor(loop_target(positives.tolist(), "sum"), dtype=torch.float64)
+    torch.testing.assert_close(target_distribution(positives), expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"^`target_normalization` must be 'sum' or 'softmax', got 'mean'\.$"):
+        target_distribution(positives, "mean")

@@ -36,27 +36,44 @@ def _assert_finite_loss_and_grads(loss: torch.Tensor, tensors) -> None:
         assert tensor.grad is not None and torch.isfinite(tensor.grad).all()
 
 
+@pytest.fixture(scope="module")
+def temperatures() -> GEmoClapModel:
+    """A tiny model whose log-temperature parameters the loss tests set (each test sets both first)."""
+    torch.manual_seed(0)
+    return GEmoClapModel(tiny_config()).train()
+
+
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
 @pytest.mark.parametrize("normalization", ["sum", "softmax"])
 @pytest.mark.parametrize("log_scale", LOG_SCALES)
 @pytest.mark.parametrize("batch, identical", [(1, False), (6, True), (6, False)])
-def test_loss_is_finite_at_the_temperature_clamp(loss_type, normalization, log_scale, batch, identical):
+def test_loss_is_finite_at_the_temperature_clamp(temperatures, loss_type, normalization, log_scale, batch, identical):
+    """The temperatures come from the model's own cap (`GEmoClapModel.logit_scales`), its log-scale parameters set
+    at or beyond it: the scales are exactly 100, the loss and every gradient (the parameters' too) finite, and
+    `clamp_logit_scales_` brings the parameters back to log 100."""
     audio, text, gender_text, emotion, gender = _loss_inputs(batch, identical)
-    log_scale = torch.tensor(log_scale, requires_grad=True)
-    scale = log_scale.exp().clamp(max=MAX_LOGIT_SCALE)  # as GEmoClapModel.logit_scales does
+    with torch.no_grad():
+        temperatures.logit_scale_audio.fill_(log_scale)
+        temperatures.logit_scale_text.fill_(log_scale)
+    temperatures.zero_grad()
+    scale_audio, scale_text = temperatures.logit_scales
+    assert scale_audio.item() == scale_text.item() == pytest.approx(MAX_LOGIT_SCALE, rel=1e-6)
     out = gemo_clap_loss(
         audio,
         text,
         emotion,
-        scale,
-        scale,
+        scale_audio,
+        scale_text,
         loss_type=loss_type,
         gender_labels=gender,
         gender_text_embeds=gender_text,
         target_normalization=normalization,
     )
-    tensors = [audio, text, log_scale] + ([gender_text] if loss_type == "ml" else [])
+    parameters = [temperatures.logit_scale_audio, temperatures.logit_scale_text]
+    tensors = [audio, text, *parameters] + ([gender_text] if loss_type == "ml" else [])
     _assert_finite_loss_and_grads(out.loss, tensors)
+    temperatures.clamp_logit_scales_()
+    assert all(parameter.item() == pytest.approx(math.log(MAX_LOGIT_SCALE)) for parameter in parameters)
 
 
 def test_a_batch_of_one_has_zero_loss():

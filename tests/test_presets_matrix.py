@@ -4,7 +4,8 @@ Pairs: every speech preset (wavlm-base-plus, wavlm-large, hubert-base-ls960, wav
 beside roberta-base, and bert-base-uncased beside hubert-base-ls960. Each pair goes through the path users take: tower
 folders saved by `AutoModel` (text towers with their pooler), `GEmoClapModel.from_audio_text_pretrained`, a saved
 GEmo-CLAP folder. For each pair:
-- a clip's embedding does not depend on what it is batched with (group-norm and data2vec towers included);
+- a clip's embedding does not depend on what it is batched with (group-norm and data2vec towers included), also
+  on weights that look trained (non-zero biases everywhere);
 - the save/load round trip: `GEmoClapModel` and `GEmoClapForAudioClassification` reload the same embeddings;
 - one training step with transformers' default optimizer (fused AdamW): every trainable parameter gets a gradient
   and moves, and gradient checkpointing gives the same loss and gradients;
@@ -92,6 +93,28 @@ def test_a_clip_embedding_does_not_depend_on_its_batch(towers, pair):
     with torch.no_grad():
         unmasked = model.get_audio_features(features["input_values"]).pooler_output[0]
     assert (unmasked - alone_short).abs().max() > 1e-3
+
+
+def look_trained(model: GEmoClapModel, seed: int = 0) -> GEmoClapModel:
+    """Every bias drawn from N(0, 0.5), towers and projection heads alike: a fresh model's zero projection biases
+    make any positive factor on the pooled frames (a wrong masked-mean denominator) vanish in the L2 norm."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    return model
+
+
+@pytest.mark.parametrize("pair", ["wavlm-base-plus+roberta-base", "wavlm-large+roberta-base"])  # group, layer norm
+def test_batch_independence_holds_on_weights_that_look_trained(towers, pair):
+    model = look_trained(dual_encoder(towers[pair])).eval()
+    assert model.audio_projection.dense_in.bias.abs().max() > 0.1
+    clips = [random_clip(seconds, seed=30 + i) for i, seconds in enumerate((0.35, 1.3, 0.8))]
+    alone = torch.cat([embed(model, [clip]) for clip in clips])
+    for order in ([0, 1, 2], [2, 1, 0]):
+        batched = embed(model, [clips[i] for i in order])
+        torch.testing.assert_close(batched, alone[order], rtol=0, atol=PADDING_TOLERANCE)
 
 
 def save_gemo_clap(model: GEmoClapModel, folder: Path, towers_folder: Path) -> Path:

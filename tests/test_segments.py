@@ -116,6 +116,41 @@ def test_merge_joins_touching_segments_with_the_same_label():
     assert [(s.index, s.count) for s in merged] == [(0, 3), (1, 3), (2, 3)]
 
 
+def test_merge_joins_back_to_back_windows_when_the_hop_equals_the_window():
+    """`--hop` = `--window`: each window starts exactly where the previous one ends (start == previous end), as
+    the engine times them (sample offsets / rate); same-label neighbours form one segment."""
+    window = hop = int(0.7 * RATE)  # 0.7 s: times such as 2.1 s are not exact binary fractions
+    windows = plan_windows([(0, 5 * window)], window, hop)
+    assert all(start == previous_end for (_, previous_end), (start, _) in zip(windows, windows[1:]))
+    labels = ["sad", "sad", "sad", "neutral", "neutral"]
+    segments = []
+    for (start, end), label in zip(windows, labels):
+        probabilities = {"neutral": 0.2, "sad": 0.2, label: 0.8}
+        segments.append(Segment("f.wav", start / RATE, end / RATE, probabilities))
+    merged = merge_segments(segments)
+    assert [(s.start, s.end, s.emotion) for s in merged] == [
+        (0.0, 3 * window / RATE, "sad"),
+        (3 * window / RATE, 5 * window / RATE, "neutral"),
+    ]
+    assert [(s.index, s.count) for s in merged] == [(0, 2), (1, 2)]
+
+
+def test_merge_averages_gender_probabilities_and_keeps_pauses_apart():
+    """An ML model's segments carry gender probabilities: a merged run gets their mean (and keeps its file); runs
+    without them keep None. Same-label segments with a pause between them (even half a second) stay apart."""
+    emotions = [{"neutral": 0.3, "sad": 0.7}, {"neutral": 0.1, "sad": 0.9}, {"neutral": 0.2, "sad": 0.8}]
+    genders = [{"female": 0.6, "male": 0.4}, {"female": 0.8, "male": 0.2}, {"female": 0.1, "male": 0.9}]
+    spans = [(0.0, 1.0), (1.0, 2.0), (2.5, 3.5)]  # back to back, then a 0.5 s pause
+    segments = [Segment("a.wav", *span, e, g) for span, e, g in zip(spans, emotions, genders)]
+    first, second = merge_segments(segments)
+    assert (first.file, first.start, first.end, second.start, second.end) == ("a.wav", 0.0, 2.0, 2.5, 3.5)
+    assert first.probabilities == pytest.approx({"neutral": 0.2, "sad": 0.8})
+    assert first.gender_probabilities == pytest.approx({"female": 0.7, "male": 0.3})
+    assert second.gender_probabilities == pytest.approx(genders[2])
+    [alone] = merge_segments([Segment("b.wav", 0.0, 1.0, emotions[0])])
+    assert alone.file == "b.wav" and alone.gender_probabilities is None
+
+
 def test_segment_csv_resumes_a_file_that_was_cut_off_without_duplicates(capsys, ml_model, recording, tmp_path):
     path, _ = recording
     other = tmp_path / "other.wav"
