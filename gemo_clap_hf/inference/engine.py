@@ -28,6 +28,7 @@ import torch
 from ..data.audio import audio_info, cut_windows, load_audio, stream_waveform
 from ..errors import GEmoClapAudioError, PredictionError
 from .backends import Scorer, prepare_scorer
+from .limits import min_clip_samples, too_short
 from .predictions import Failure, Prediction, Predictions, Segment, SegmentedFile, SegmentedFiles, ranked
 from .segments import SegmentOptions, merge_segments, number_segments, plan_windows
 
@@ -67,12 +68,14 @@ class _Clip:
 
 
 def _read_length(clip: _Clip, rate: int) -> _Clip | Failure:
-    """The clip with its length in samples at `rate`, read from the file header (no decoding), or a Failure."""
+    """The clip with its length in samples at `rate`, read from the file header (no decoding), or a Failure (also
+    for a clip shorter than `limits.MIN_CLIP_S`, too short for a label)."""
     try:
         clip.num_samples = audio_info(clip.file).num_samples(rate)
     except (GEmoClapAudioError, OSError) as error:
         return Failure(clip.file, str(error))
-    return clip
+    short = too_short(clip.num_samples, rate) if clip.num_samples else None  # 0 samples: the decoder says "empty"
+    return clip if short is None else Failure(clip.file, short)
 
 
 def _featurise(feature_extractor, arrays: list[np.ndarray], names: list[str], pad_to_multiple_of: int | None = None):
@@ -242,12 +245,15 @@ def segment_file(scorer: WindowScorer, path: str, options: SegmentOptions, detec
     """One file's segments (see `segments`); raises `GEmoClapAudioError`/`OSError` for a bad file."""
     rate = scorer.feature_extractor.sampling_rate
     num_samples = audio_info(path).num_samples(rate)
+    if too_short(num_samples, rate):
+        raise GEmoClapAudioError(too_short(num_samples, rate))
     result = SegmentedFile(path, num_samples / rate)
     regions = [(0, num_samples)]
     if detector is not None:
         regions = detector.speech_regions(stream_waveform(path, rate), num_samples)
         result.speech = [(start / rate, end / rate) for start, end in regions]
-    windows = plan_windows(regions, int(round(options.window * rate)), int(round(options.hop * rate)))
+    window, hop = int(round(options.window * rate)), int(round(options.hop * rate))
+    windows = plan_windows(regions, window, hop, min_clip_samples(rate))
     pool = scorer.batch_size * POOL_BATCHES
     picked, clips = [], []
     for index, clip in cut_windows(stream_waveform(path, rate), windows):
