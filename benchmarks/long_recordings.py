@@ -7,7 +7,7 @@ classified by the real command in a child process, alternating the lengths `--re
 
 - `peak_rss_mib` per length (the child's whole-process RSS high-water mark, VmHWM, from model loading to the
   picture) and
-  `peak_rss_ratio`: each length's median over the 30-second one's (target <= 1.5: memory does not grow with the
+  `peak_rss_ratio`: each length's median over the 30-second one's (target <= 1.3: memory does not grow with the
   file), and the wall time (real-time factor).
 - `changes`: the true emotion changes (first utterance of each new turn) found within one hop by the timeline
   (a switch of the predicted label between neighbouring segments, to the new turn's emotion), the predicted
