@@ -52,8 +52,7 @@ def test_limits_and_concurrency_are_set_and_shown(page, tiny_checkpoint):
     assert f"files up to {MAX_MB:g} MB and 5 s of audio, at least 0.25 s" in text
     assert "2 recording(s) analysed at a time" in text
     assert built.launch_options == {"max_file_size": int(MAX_MB * 2**20)} and built.max_file_size == MAX_MB * 2**20
-    [dependency] = [d for d in built.fns.values() if d.api_name == "predict"]
-    assert dependency.concurrency_limit == 2  # the queue's default_concurrency_limit, applied to the event
+    assert built._queue.default_concurrency_limit == 2  # the limit every event without its own one gets
     assert "Model **" + Path(tiny_checkpoint).parent.name + "/" + Path(tiny_checkpoint).name in text  # not "model"
 
 
