@@ -50,7 +50,7 @@ def _segment(checkpoint, path, window_s):
     hook = audio.register_forward_hook(lambda module, args, out: lengths.append(args[0].shape[-1]))
     try:
         options = SegmentOptions(window=2.0, hop=1.0)
-        windows = WindowScorer(scorer, scorer.feature_extractor, batch_size=2, window_s=window_s)
+        windows = WindowScorer(scorer, scorer.feature_extractor, batch_size=1, window_s=window_s)
         result = segment_file(windows, str(path), options, FixedRegions(REGIONS_S))
     finally:
         hook.remove()
