@@ -11,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from tiny_models import random_clip
@@ -31,8 +32,8 @@ def uploads(tmp_path_factory) -> dict[str, Path]:
     sf.write(folder / "long.flac", random_clip(8.0, seed=2), RATE)  # 8 s: over MAX_S, under MAX_MB as FLAC
     sf.write(folder / "big.wav", random_clip(4.0, seed=3), 44100, subtype="FLOAT")  # 0.67 MB: over MAX_MB
     sf.write(folder / "click.wav", random_clip(0.01, seed=4), RATE)
-    (folder / "noise.mp3").write_bytes(os.urandom(4000))
-    sf.write(folder / "empty.wav", random_clip(0.0), RATE)
+    (folder / "noise.mp3").write_bytes(np.random.default_rng(0).bytes(4000))  # random bytes named .mp3
+    sf.write(folder / "empty.wav", np.zeros(0, dtype=np.float32), RATE)  # a valid header, 0 frames
     return {path.name: path for path in folder.iterdir()}
 
 
