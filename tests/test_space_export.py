@@ -86,5 +86,5 @@ def test_readme_has_no_exporter_path_and_app_py_finds_its_model_from_anywhere(sp
     monkeypatch.chdir(tmp_path)  # elsewhere: a cwd-relative "model" would be taken for a Hub id
     monkeypatch.delenv("GEMO_CLAP_MODEL", raising=False)
     page = runpy.run_path(str(folder / "app.py"))["demo"]
-    assert page.analyser.scorer.config.emotion_labels == ["neutral", "happy", "sad", "angry"]
+    assert list(page.analyser.scorer.config.emotion_labels) == ["neutral", "happy", "sad", "angry"]
     assert page.launch_options["max_file_size"] > 0
