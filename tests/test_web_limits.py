@@ -30,7 +30,9 @@ def uploads(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("uploads")
     sf.write(folder / "ok.wav", random_clip(1.5, seed=1), RATE)
     sf.write(folder / "long.flac", random_clip(8.0, seed=2), RATE)  # 8 s: over MAX_S, under MAX_MB as FLAC
-    sf.write(folder / "big.wav", random_clip(4.0, sampling_rate=44100, seed=3), 44100, subtype="FLOAT")  # 0.67 MB: over MAX_MB
+    sf.write(
+        folder / "big.wav", random_clip(4.0, sampling_rate=44100, seed=3), 44100, subtype="FLOAT"
+    )  # 0.67 MB: over MAX_MB
     sf.write(folder / "click.wav", random_clip(0.01, seed=4), RATE)
     (folder / "noise.mp3").write_bytes(np.random.default_rng(0).bytes(4000))  # random bytes named .mp3
     sf.write(folder / "empty.wav", np.zeros(0, dtype=np.float32), RATE)  # a valid header, 0 frames
