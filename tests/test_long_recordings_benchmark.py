@@ -40,7 +40,7 @@ def test_quick_long_recordings_figure_runs_the_cli():
     command = [sys.executable, "-m", "benchmarks", "--quick", "--figures", "long_recordings", "--long_minutes", "0.5"]
     command += ["--long_vad", "both"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     figure = json.loads(done.stdout)["long_recordings"]
     [recording] = figure["recordings"].values()
