@@ -67,6 +67,7 @@ class Settings:
     long_model: str | None = None
     long_minutes: tuple[float, ...] = (10.0,)
     long_repeats: int = 2
+    long_vad: str = "on"  # long_recordings: with --vad ("on"), without ("off") or both
     demo_model: str | None = None  # cpu_inference: the `model` folder of `gemo-clap demo` (trained when None)
 
 
@@ -95,6 +96,12 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--long_model", help="long_recordings: a trained model folder (e.g. gemo_clap_demo/model)")
     parser.add_argument("--long_minutes", help="long_recordings: comma-separated lengths, min (default 10; quick 1)")
     parser.add_argument("--long_repeats", type=int, help="long_recordings: runs per length (default 2; quick 1)")
+    parser.add_argument(
+        "--long_vad",
+        choices=("on", "off", "both"),
+        default="on",
+        help="long_recordings: predict --segments with --vad (default), without it, or both",
+    )
     parser.add_argument(
         "--end_to_end_steps", type=int, help="timed Trainer steps per side, after 1 warm-up (default 4)"
     )
@@ -149,6 +156,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         long_model=args.long_model,
         long_minutes=tuple(float(m) for m in (args.long_minutes or ("1" if quick else "10")).split(",")),
         long_repeats=pick(args.long_repeats, 2, 1),
+        long_vad=args.long_vad,
         demo_model=args.demo_model,
     )
     numbers = (

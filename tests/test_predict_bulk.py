@@ -34,9 +34,9 @@ CLIPS = {
     "c.wav": (0.3, RATE, 1),
     "d_44k_stereo.wav": (1.6, 44100, 2),
     "e.wav": (3.5, RATE, 1),
-    "f_tiny.wav": (0.015, RATE, 1),  # under the receptive field: zero-padded, still classified
     "g.ogg": (1.1, RATE, 1),
 }
+TINY_S = 0.015  # f_tiny.wav: under the receptive field, and under the 0.25 s minimum: a failure, not a label
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,7 @@ def audio_folder(tmp_path_factory) -> Path:
     for index, (name, (seconds, rate, channels)) in enumerate(CLIPS.items()):
         clip = random_clip(seconds, sampling_rate=rate, seed=index)
         sf.write(folder / name, np.stack([clip, 0.5 * clip], -1) if channels == 2 else clip, rate)
+    sf.write(folder / "f_tiny.wav", random_clip(TINY_S, seed=99), RATE)
     (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEthis is not audio")
     sf.write(folder / "empty.wav", np.zeros(0, dtype=np.float32), RATE)  # a valid header, 0 frames
     (folder / "notes.txt").write_text("not audio, not picked up")
@@ -123,7 +124,7 @@ def test_batches_hold_clips_of_similar_length(tiny_checkpoint, audio_folder):
         predict_files(classifier, GEmoClapFeatureExtractor(), good_files(audio_folder), batch_size=2)
     finally:
         hook.remove()
-    assert [shape[0] for shape in widths] == [2, 2, 2, 1]
+    assert [shape[0] for shape in widths] == [2, 2, 2]
     assert [shape[1] for shape in widths] == sorted(shape[1] for shape in widths)  # shortest batches first
 
 
@@ -146,19 +147,26 @@ def test_bad_files_are_reported_and_the_rest_classified(tiny_checkpoint, audio_f
 
 def test_too_short_files_are_skipped_when_the_extractor_refuses_them(tiny_checkpoint, audio_folder):
     classifier = GEmoClapForAudioClassification.from_pretrained(tiny_checkpoint).eval()
-    strict = GEmoClapFeatureExtractor(pad_short_clips=False)
-    paths = [str(audio_folder / "f_tiny.wav"), str(audio_folder / "c.wav")]
+    strict = GEmoClapFeatureExtractor(pad_short_clips=False, min_length=8000)  # a 0.5 s receptive field
+    paths = [str(audio_folder / "c.wav"), str(audio_folder / "a.wav")]  # 0.3 s and 0.8 s
     predictions = predict_files(classifier, strict, paths, batch_size=2)
     assert [p.file for p in predictions] == paths[1:]
     [failure] = predictions.failures
     assert failure.file == paths[0] and "receptive field" in failure.reason
 
 
+def test_clips_under_the_minimum_get_a_failure_not_a_label(tiny_checkpoint, audio_folder):
+    paths = [str(audio_folder / "f_tiny.wav"), str(audio_folder / "c.wav")]
+    predictions = predict_files(str(tiny_checkpoint), None, paths, batch_size=2)
+    assert [p.file for p in predictions] == paths[1:]  # 0.3 s: above the 0.25 s minimum
+    [failure] = predictions.failures
+    assert failure.file == paths[0] and f"{TINY_S:.3f} s long, shorter than the 0.25 s minimum" in failure.reason
+
+
 def test_inputs_from_folders_recursive_and_manifests(audio_folder, tmp_path):
     flat = collect_inputs([audio_folder])
-    assert sorted(flat) == sorted(
-        [*good_files(audio_folder), str(audio_folder / "corrupt.wav"), str(audio_folder / "empty.wav")]
-    )
+    bad = [str(audio_folder / name) for name in ("corrupt.wav", "empty.wav", "f_tiny.wav")]
+    assert sorted(flat) == sorted([*good_files(audio_folder), *bad])
     assert str(audio_folder / "sub" / "h.wav") in collect_inputs([audio_folder], recursive=True)
     manifest = tmp_path / "manifest.csv"
     manifest.write_text(
@@ -187,8 +195,8 @@ def test_cli_folder_to_csv_matches_the_classifier_and_resumes(capsys, ml_group_c
         "--quiet",
     )
     assert code == 0 and out == ""
-    assert "skipped" in err and "corrupt.wav" in err and "empty.wav" in err
-    assert "classified 7 of 9 file(s)" in err and "2 failed" in err
+    assert "skipped" in err and "corrupt.wav" in err and "empty.wav" in err and "f_tiny.wav: it is 0.015 s" in err
+    assert "classified 6 of 9 file(s)" in err and "3 failed" in err
     rows = read_csv(output)
     labels = ["neutral", "happy", "sad", "angry"]
     assert list(rows[0]) == ["file", "emotion", "score", *labels, "gender", "gender_score"]
@@ -206,13 +214,13 @@ def test_cli_folder_to_csv_matches_the_classifier_and_resumes(capsys, ml_group_c
     # A full rerun has nothing left to do.
     before = output.read_bytes()
     code, _, err = run_cli(capsys, "predict", "--model", ml_group_checkpoint, audio_folder, "-o", output, "-q")
-    assert code == 0 and "classified 0 of 9 file(s) (7 already in" in err and output.read_bytes() == before
+    assert code == 0 and "classified 0 of 9 file(s) (6 already in" in err and output.read_bytes() == before
 
     # Killed mid-write: the last row lost its end. The rerun cuts it off and classifies that file again, once.
     lines = before.decode().splitlines(keepends=True)
     output.write_text("".join(lines[:-1]) + lines[-1][:17])
     code, _, err = run_cli(capsys, "predict", "--model", ml_group_checkpoint, audio_folder, "-o", output, "-q")
-    assert code == 0 and "half-written" in err and "classified 1 of 9 file(s) (6 already in" in err
+    assert code == 0 and "half-written" in err and "classified 1 of 9 file(s) (5 already in" in err
     repaired = read_csv(output)
     assert sorted(r["file"] for r in repaired) == sorted(r["file"] for r in rows)
     assert {r["file"]: r["emotion"] for r in repaired} == {r["file"]: r["emotion"] for r in rows}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..inference.segments import DEFAULT_HOP_S, DEFAULT_WINDOW_S, check_window
+from ..web.limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION_S, DEFAULT_MAX_FILE_MB, check_limits
 from .predict import add_model_option
 
 
@@ -26,6 +27,26 @@ def add_app_command(commands) -> None:
     app.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="timeline window, s (default 3)")
     app.add_argument("--hop", type=float, default=DEFAULT_HOP_S, help="timeline hop, s (default 1)")
     app.add_argument("--no-vad", action="store_true", help="timeline over all audio, pauses included")
+    app.add_argument(
+        "--max-file-size",
+        type=float,
+        default=DEFAULT_MAX_FILE_MB,
+        metavar="MB",
+        help=f"largest upload, MB (default {DEFAULT_MAX_FILE_MB:g}); shown on the page",
+    )
+    app.add_argument(
+        "--max-duration",
+        type=float,
+        default=DEFAULT_MAX_DURATION_S,
+        metavar="S",
+        help=f"longest recording, s (default {DEFAULT_MAX_DURATION_S:g}), read from its header; shown on the page",
+    )
+    app.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"recordings analysed at a time; the others wait in the queue (default {DEFAULT_CONCURRENCY})",
+    )
     app.set_defaults(handler=app_command)
 
 
@@ -37,10 +58,13 @@ def app_command(args: argparse.Namespace) -> int:
         print(f"Space written to {out} (app.py, requirements.txt, README.md): push it to a Gradio Hub Space")
         return 0
     check_window(args.window, args.hop)
+    check_limits(args.max_file_size, args.max_duration, args.concurrency)
     from ..web.app import build_app
 
-    page = build_app(args.model, args.device, args.window, args.hop, vad=False if args.no_vad else None)
-    page.launch(server_name=args.host, server_port=args.port, share=args.share)
+    vad = False if args.no_vad else None
+    limits = (args.max_file_size, args.max_duration, args.concurrency)
+    page = build_app(args.model, args.device, args.window, args.hop, vad, *limits)
+    page.launch(server_name=args.host, server_port=args.port, share=args.share, **page.launch_options)
     return 0
 
 

@@ -66,7 +66,10 @@ def _add_segment_arguments(predict: argparse.ArgumentParser) -> None:
         "--hop", type=float, default=DEFAULT_HOP_S, help=f"time between segment starts, s (default {DEFAULT_HOP_S})"
     )
     group.add_argument(
-        "--vad", action="store_true", help="score speech only (silero VAD, from the [app] extra); no segment in pauses"
+        "--vad",
+        action="store_true",
+        help="score speech only (silero VAD, from the [app] extra); no segment in pauses. Recommended for speech "
+        "with pauses: far fewer false emotion switches (docs/long_recordings.md)",
     )
     group.add_argument("--merge", action="store_true", help="merge neighbouring segments with the same emotion")
     group.add_argument("--plot", metavar="OUT.png", default=None, help="draw the timeline of one file to a PNG")

@@ -54,6 +54,24 @@ def parse_row(line: str, kind: str, columns: list[str]) -> dict | None:
     return dict(zip(columns, values)) if len(values) == len(columns) else None
 
 
+def split_records(data: bytes, kind: str) -> tuple[list[bytes], bytes]:
+    """The complete records of an output file (without their newline) and the unfinished tail after them.
+
+    A JSONL record is one line (JSON escapes newlines). A CSV record ends at a newline outside quotes: a quoted
+    field (a file name with a newline in it) spans lines. The quotes are counted on the bytes: `"` (0x22) never
+    occurs inside a multi-byte UTF-8 character, nor in the surrogate-escaped bytes of a non-UTF-8 name.
+    """
+    pieces = data.split(b"\n")
+    records, current = [], None
+    for piece in pieces[:-1]:
+        current = piece if current is None else current + b"\n" + piece
+        if kind != "csv" or current.count(b'"') % 2 == 0:
+            records.append(current)
+            current = None
+    tail = pieces[-1] if current is None else current + b"\n" + pieces[-1]
+    return records, tail
+
+
 @dataclass
 class ResultWriter:
     """Streams prediction rows to a CSV or JSONL file, resuming (and repairing) one that a previous run wrote.
@@ -66,6 +84,7 @@ class ResultWriter:
     columns: list[str]
     kind: str = field(init=False)
     done: set[str] = field(default_factory=set, init=False)
+    kept: list[tuple[dict, int]] = field(default_factory=list, init=False)
     repaired: bool = field(default=False, init=False)
 
     def __post_init__(self):
@@ -86,35 +105,40 @@ class ResultWriter:
             self._write_line(self._csv_line(self.columns))
 
     def _resume(self) -> int:
-        """Read the existing rows into `done`; return how many bytes of the file to keep (0: start it afresh)."""
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        complete, tail = lines[:-1], lines[-1]  # the last piece is "" when the file ends with a newline
+        """Read the existing rows into `done` (and `kept`: each row with its size in bytes); return how many bytes
+        of the file to keep (0: start it afresh)."""
+        records, tail = split_records(self.path.read_bytes(), self.kind)
         self.repaired = bool(tail)
         if self.kind == "csv":
-            if not complete:
+            if not records:
                 return 0  # not even a whole header: rewrite it
-            header = next(csv.reader([complete[0].decode("utf-8", "surrogateescape")]))
+            header = next(csv.reader([records[0].decode("utf-8", "surrogateescape")]))
             if header != self.columns:
-                raise self._other_model(f"columns {header}")
-            body, keep = complete[1:], len(complete[0]) + 1
+                raise self._not_resumable(f"it was written for the columns {header}, not this model's {self.columns}")
+            body, keep = records[1:], len(records[0]) + 1
         else:
-            body, keep = complete, 0
+            body, keep = records, 0
+        line = 2 if self.kind == "csv" else 1  # the physical line each record starts on
         for number, raw in enumerate(body):
             row = parse_row(raw.decode("utf-8", "surrogateescape"), self.kind, self.columns)
             if row is None:
                 if number == len(body) - 1:  # a last line that lost its end, then got a newline: repair it too
                     self.repaired = True
                     break
-                raise self._other_model(f"line {number + 1 + (self.kind == 'csv')}: {raw[:80]!r}")
+                raise self._not_resumable(
+                    f"line {line} is not a row of this model's columns {self.columns}: {raw[:80]!r} (was the file "
+                    "edited, or written by another model?)"
+                )
             self.done.update({row["file"], os.path.abspath(row["file"])})
+            self.kept.append((row, len(raw) + 1))
             keep += len(raw) + 1
+            line += raw.count(b"\n") + 1
         return keep
 
-    def _other_model(self, what: str) -> PredictionError:
+    def _not_resumable(self, why: str) -> PredictionError:
         return PredictionError(
-            f"--output {str(self.path)!r} cannot be resumed: it holds {what}, not rows of this model's columns "
-            f"{self.columns}. Choose another --output, or delete the file to start again."
+            f"--output {str(self.path)!r} cannot be resumed: {why}. Choose another --output, or delete the file to "
+            "start again."
         )
 
     def is_done(self, file: str) -> bool:
@@ -229,6 +253,13 @@ def pending_files(writer, files: list[str]) -> tuple[Summary, list[str]]:
     return summary, files
 
 
+def _segment_count(row: dict, writer: ResultWriter) -> int:
+    try:
+        return int(row["segments"])
+    except ValueError:
+        raise writer._not_resumable(f"a row of {row['file']!r} has segments={row['segments']!r}, not a count") from None
+
+
 class SegmentWriter(ResultWriter):
     """`ResultWriter` for segment rows: a file counts as done only when all its `segments` rows are there.
 
@@ -240,18 +271,14 @@ class SegmentWriter(ResultWriter):
         keep = super()._resume()
         if keep == 0:
             return 0
-        with open(self.path, "rb") as handle:
-            lines = handle.read(keep).split(b"\n")[:-1]
-        offset = len(lines[0]) + 1 if self.kind == "csv" else 0
-        body = lines[1:] if self.kind == "csv" else lines
+        offset = keep - sum(size for _, size in self.kept)  # where the rows start (after a CSV header)
         group_file, group_start, seen = None, offset, 0
-        for raw in body:
-            row = parse_row(raw.decode("utf-8", "surrogateescape"), self.kind, self.columns)
+        for row, size in self.kept:
             if row["file"] != group_file:
                 group_file, group_start, seen = row["file"], offset, 0
             seen += 1
-            offset += len(raw) + 1
-            if seen == int(row["segments"]):
+            offset += size
+            if seen == _segment_count(row, self):
                 group_file = None  # complete: the next row starts a new file
         if group_file is not None:  # the last file's rows stop short of its count
             self.done -= {group_file, os.path.abspath(group_file)}
@@ -305,5 +332,6 @@ __all__ = [
     "output_columns",
     "parse_row",
     "pending_files",
+    "split_records",
     "tally",
 ]

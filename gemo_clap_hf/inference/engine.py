@@ -28,6 +28,7 @@ import torch
 from ..data.audio import audio_info, cut_windows, load_audio, stream_waveform
 from ..errors import GEmoClapAudioError, PredictionError
 from .backends import Scorer, prepare_scorer
+from .limits import min_clip_samples, too_short
 from .predictions import Failure, Prediction, Predictions, Segment, SegmentedFile, SegmentedFiles, ranked
 from .segments import SegmentOptions, merge_segments, number_segments, plan_windows
 
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_NUM_WORKERS = 2
 POOL_BATCHES = 4  # segment windows are bucketed by length a pool of this many batches at a time
+# Segment batches are padded to a multiple of a quarter window: at most 4 batch lengths per run (see WindowScorer).
+WINDOW_LENGTH_STEPS = 4
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -65,17 +68,26 @@ class _Clip:
 
 
 def _read_length(clip: _Clip, rate: int) -> _Clip | Failure:
-    """The clip with its length in samples at `rate`, read from the file header (no decoding), or a Failure."""
+    """The clip with its length in samples at `rate`, read from the file header (no decoding), or a Failure (also
+    for a clip shorter than `limits.MIN_CLIP_S`, too short for a label)."""
     try:
         clip.num_samples = audio_info(clip.file).num_samples(rate)
     except (GEmoClapAudioError, OSError) as error:
         return Failure(clip.file, str(error))
-    return clip
+    short = too_short(clip.num_samples, rate) if clip.num_samples else None  # 0 samples: the decoder says "empty"
+    return clip if short is None else Failure(clip.file, short)
 
 
-def _featurise(feature_extractor, arrays: list[np.ndarray], names: list[str]):
+def _featurise(feature_extractor, arrays: list[np.ndarray], names: list[str], pad_to_multiple_of: int | None = None):
     rate = feature_extractor.sampling_rate
-    return feature_extractor(arrays, sampling_rate=rate, names=names, padding=True, return_tensors="pt")
+    return feature_extractor(
+        arrays,
+        sampling_rate=rate,
+        names=names,
+        padding=True,
+        pad_to_multiple_of=pad_to_multiple_of,
+        return_tensors="pt",
+    )
 
 
 def _decode_batch(feature_extractor, clips: list[_Clip]) -> tuple[dict | None, list[_Clip], list[Failure]]:
@@ -195,18 +207,30 @@ def predict_files(
     return Predictions(predictions, failures)
 
 
-class WindowScorer:
-    """Scores pools of windows of one file with a `Scorer` (torch or onnx): one pass per length bucket."""
+def length_step(window_s: float, rate: int) -> int:
+    """The padding step of segment batches: a quarter of the window, in samples (at least one)."""
+    return max(1, -(-int(round(window_s * rate)) // WINDOW_LENGTH_STEPS))
 
-    def __init__(self, scorer: Scorer, feature_extractor, batch_size: int):
+
+class WindowScorer:
+    """Scores pools of windows of one file with a `Scorer` (torch or onnx): one pass per length bucket.
+
+    With `window_s`, each batch is padded (masked) up to a multiple of a quarter window, so that every batch of a
+    run has one of 4 lengths. Windows inside voice-activity regions come in any length; batches of as many
+    lengths would leave the allocator holding freed blocks of each size, and memory would grow with the file. The
+    model is padding-invariant, so a window's scores stay those of the cut-out clip.
+    """
+
+    def __init__(self, scorer: Scorer, feature_extractor, batch_size: int, window_s: float | None = None):
         self.scorer, self.feature_extractor, self.batch_size = scorer, feature_extractor, batch_size
         self.emotions, self.genders = list(scorer.config.emotion_labels), list(scorer.config.gender_labels)
+        self.step = None if window_s is None else length_step(window_s, feature_extractor.sampling_rate)
 
     def score(self, file: str, windows: list[tuple[int, int]], clips: list[np.ndarray]) -> list[Segment]:
         rate = self.feature_extractor.sampling_rate
         segments: list[Segment | None] = [None] * len(clips)
         for bucket in length_buckets([len(c) for c in clips], self.batch_size):
-            inputs = _featurise(self.feature_extractor, [clips[i] for i in bucket], [file] * len(bucket))
+            inputs = _featurise(self.feature_extractor, [clips[i] for i in bucket], [file] * len(bucket), self.step)
             emotion, gender = self.scorer(inputs)
             for row, i in enumerate(bucket):
                 start, end = windows[i]
@@ -221,12 +245,15 @@ def segment_file(scorer: WindowScorer, path: str, options: SegmentOptions, detec
     """One file's segments (see `segments`); raises `GEmoClapAudioError`/`OSError` for a bad file."""
     rate = scorer.feature_extractor.sampling_rate
     num_samples = audio_info(path).num_samples(rate)
+    if too_short(num_samples, rate):
+        raise GEmoClapAudioError(too_short(num_samples, rate))
     result = SegmentedFile(path, num_samples / rate)
     regions = [(0, num_samples)]
     if detector is not None:
         regions = detector.speech_regions(stream_waveform(path, rate), num_samples)
         result.speech = [(start / rate, end / rate) for start, end in regions]
-    windows = plan_windows(regions, int(round(options.window * rate)), int(round(options.hop * rate)))
+    window, hop = int(round(options.window * rate)), int(round(options.hop * rate))
+    windows = plan_windows(regions, window, hop, min_clip_samples(rate))
     pool = scorer.batch_size * POOL_BATCHES
     picked, clips = [], []
     for index, clip in cut_windows(stream_waveform(path, rate), windows):
@@ -263,7 +290,7 @@ def iter_segmented_files(
     options = options or SegmentOptions()
     check_batch_size(batch_size)
     scorer, feature_extractor = prepare_scorer(classifier, feature_extractor, device=device)
-    windows = WindowScorer(scorer, feature_extractor, batch_size)
+    windows = WindowScorer(scorer, feature_extractor, batch_size, options.window)
     detector = speech_detector(options.vad)
     for path in map(str, paths):
         try:
@@ -315,6 +342,7 @@ __all__ = [
     "iter_predictions",
     "iter_segmented_files",
     "length_buckets",
+    "length_step",
     "predict_files",
     "predict_segments",
     "segment_file",

@@ -3,7 +3,8 @@
 A file is cut into windows of `window` seconds every `hop` seconds (inside the speech regions when a voice-activity
 detector is used); each window is scored as a clip of its own by the engine (`engine.predict_segments`), so its
 scores equal `predict` on that cut-out clip. A region shorter than a window is one segment; the last window of a
-region ends on the region's end (it starts earlier instead of being cut short).
+region ends on the region's end (it starts earlier instead of being cut short). A region (or file) shorter than
+`limits.MIN_CLIP_S` gets no segment: too short for a label to mean anything.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PredictionError
+from .limits import MAX_WINDOW_S, MIN_CLIP_S, MIN_HOP_S, check_seconds
 from .predictions import Segment
 
 # Segment length and hop (s): the library's defaults, which the command line and the web app show.
@@ -21,9 +23,24 @@ DEFAULT_WINDOW_S, DEFAULT_HOP_S = 3.0, 1.0
 
 
 def check_window(window: float, hop: float) -> None:
-    """A `PredictionError` unless 0 < hop <= window (a hop past the window would skip audio)."""
-    if not (window > 0 and hop > 0):
-        raise PredictionError(f"--window and --hop must be positive seconds, got {window} and {hop}.")
+    """A `PredictionError` naming the flag unless both are finite, `MIN_CLIP_S` <= window <= `MAX_WINDOW_S` and
+    `MIN_HOP_S` <= hop <= window (a hop past the window would skip audio)."""
+    window, hop = check_seconds("--window", window), check_seconds("--hop", hop)
+    if window < MIN_CLIP_S:
+        raise PredictionError(
+            f"--window {window:g} is shorter than {MIN_CLIP_S:g} s, the shortest clip an emotion label means; use "
+            f"--window {MIN_CLIP_S:g} or more (default {DEFAULT_WINDOW_S:g})."
+        )
+    if window > MAX_WINDOW_S:
+        raise PredictionError(
+            f"--window {window:g} is over {MAX_WINDOW_S:g} s (an hour): that is no timeline. Use a window of a few "
+            "seconds, or predict without --segments for one label per file."
+        )
+    if hop < MIN_HOP_S:
+        raise PredictionError(
+            f"--hop {hop:g} is under {MIN_HOP_S:g} s: the encoder's frames are 20 ms apart, so such hops only repeat "
+            f"windows (and multiply the work); use --hop {MIN_HOP_S:g} or more (default {DEFAULT_HOP_S:g})."
+        )
     if hop > window:
         raise PredictionError(f"--hop {hop} is longer than --window {window}: audio between windows would be skipped.")
 
@@ -42,10 +59,15 @@ class SegmentOptions:
         check_window(self.window, self.hop)
 
 
-def plan_windows(regions: Sequence[tuple[int, int]], window: int, hop: int) -> list[tuple[int, int]]:
-    """(start, end) sample ranges every `hop` samples inside each region; the last one ends on the region's end."""
+def plan_windows(
+    regions: Sequence[tuple[int, int]], window: int, hop: int, min_length: int = 0
+) -> list[tuple[int, int]]:
+    """(start, end) sample ranges every `hop` samples inside each region; the last one ends on the region's end.
+    Regions shorter than `min_length` samples get no window (too short for a label)."""
     planned = []
     for begin, end in regions:
+        if end - begin < min_length:
+            continue
         if end - begin <= window:
             planned.append((begin, end))
             continue

@@ -5,22 +5,39 @@ Needs the [app] extra (gradio, silero-vad). The audio component hands over the u
 (`type="filepath"`, no `format`: Gradio converts nothing, so it needs no ffmpeg) and the package decodes it itself
 (soundfile, librosa), exactly as `gemo-clap predict` does; a file it cannot read becomes a `gr.Error` message in the
 page, never a traceback. The same `build_app` runs locally and as a Hub Space (`web.space`).
+
+Limits (shown on the page): uploads over `max_file_mb` are refused by Gradio's upload route (`launch_options`) and
+again here from the file's size; recordings over `max_duration_s` are refused from their header, before any decoding.
+Requests wait in Gradio's queue, `concurrency` at a time (default 1: one analysis uses every core). Error messages
+speak to the person uploading: the file's own name, never the server's temp path, and no advice meant for other
+interfaces; a refused upload is logged as one line, not a traceback. Timeline pictures are kept for the last
+`KEPT_PICTURES` analyses, and Gradio's cache of uploads and outputs is cleared of files older than an hour.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import PredictionError
+from ..data.audio import audio_info
+from ..errors import GEmoClapAudioError, PredictionError
 from ..inference.backends import load_backend
 from ..inference.engine import iter_predictions, iter_segmented_files
+from ..inference.limits import MIN_CLIP_S, too_short
 from ..inference.predictions import Failure
 from ..inference.segments import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SegmentOptions
+from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION_S, DEFAULT_MAX_FILE_MB, check_limits
+
+logger = logging.getLogger(__name__)
 
 TITLE = "GEmo-CLAP speech emotion recognition"
 TABLE_COLUMNS = ["start (s)", "end (s)", "emotion", "score"]
+KEPT_PICTURES = 32
+CACHE_CLEANUP = (600, 3600)  # Gradio's delete_cache: every 10 minutes, remove cached files older than an hour
+FORMATS = "WAV, FLAC, OGG or MP3"
 
 
 def _gradio():
@@ -41,8 +58,43 @@ class Analysis:
     table: list[list]
 
 
+def model_display_name(model: str) -> str:
+    """How the page names a model: a Hub id as it is; a local folder by its model card's title (the model-index
+    name that training writes), else by its folder with the parent's name (".../demo/model" -> "demo/model")."""
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        return model
+    card = folder / "README.md"
+    if card.is_file():
+        from huggingface_hub import ModelCard
+
+        try:
+            name = ModelCard.load(card).data.model_name
+        except Exception:  # noqa: BLE001 - a card that does not parse just has no title
+            name = None
+        if name:
+            return str(name)
+    resolved = folder.resolve()
+    return f"{resolved.parent.name}/{resolved.name}" if resolved.parent.name else resolved.name
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.3g} min" if seconds >= 120 else f"{seconds:.3g} s"
+
+
+def _upload_problem(path: str, reason: str) -> str:
+    """A failure's reason as the page shows it: named by the upload's own name, not the server's temp path, and
+    with advice for someone uploading a file."""
+    name = Path(path).name
+    if "holds no samples" in reason or "is empty" in reason:
+        return f"{name} holds no audio (0 samples); record or upload it again."
+    if "cannot be read" in reason or "does not exist" in reason:
+        return f"{name} could not be read as audio: it is damaged or not an audio file. Upload {FORMATS} audio."
+    return reason.replace(repr(path), name).replace(path, name)
+
+
 class EmotionAnalyser:
-    """The model, loaded once, and the page's one operation: analyse an audio file."""
+    """The model, loaded once, and the page's one operation: analyse an audio file within the page's limits."""
 
     def __init__(
         self,
@@ -51,10 +103,14 @@ class EmotionAnalyser:
         window: float = DEFAULT_WINDOW_S,
         hop: float = DEFAULT_HOP_S,
         vad: bool | None = None,
+        max_file_mb: float = DEFAULT_MAX_FILE_MB,
+        max_duration_s: float = DEFAULT_MAX_DURATION_S,
     ):
         from ..inference.vad import vad_available
 
-        self.model_name = model
+        check_limits(max_file_mb, max_duration_s, DEFAULT_CONCURRENCY)
+        self.model_name = model_display_name(model)
+        self.max_file_mb, self.max_duration_s = float(max_file_mb), float(max_duration_s)
         self.scorer = load_backend(model, device=device)
         self.feature_extractor = self.scorer.feature_extractor
         self.segment_options = SegmentOptions(window, hop, vad_available() if vad is None else vad)
@@ -62,15 +118,40 @@ class EmotionAnalyser:
         self.labels = list(self.scorer.config.emotion_labels)
         self.has_gender = self.scorer.config.loss_type == "ml"
         self._pictures = tempfile.TemporaryDirectory(prefix="gemo-clap-app-")
+        self._count = 0  # timeline pictures drawn (their file names count up)
+
+    def check_upload(self, path: str) -> None:
+        """Refuse, from its size and header alone (nothing decoded), a file over the page's limits, unreadable,
+        or shorter than `MIN_CLIP_S`."""
+        name = Path(path).name
+        size_mb = os.path.getsize(path) / 2**20
+        if size_mb > self.max_file_mb:
+            raise PredictionError(
+                f"{name} is {size_mb:.1f} MB; this page takes files up to {self.max_file_mb:g} MB. Upload a shorter "
+                "or compressed recording (FLAC, OGG, MP3)."
+            )
+        try:
+            info = audio_info(path)
+        except (GEmoClapAudioError, OSError) as error:
+            raise PredictionError(_upload_problem(path, str(error))) from error
+        if info.duration > self.max_duration_s:
+            raise PredictionError(
+                f"{name} lasts {_duration(info.duration)}; this page takes recordings up to "
+                f"{_duration(self.max_duration_s)}. Upload a part of it."
+            )
+        short = too_short(info.num_samples(self.feature_extractor.sampling_rate), self.feature_extractor.sampling_rate)
+        if short:
+            raise PredictionError(f"{name}: {short}")
 
     def analyse(self, path: str | None) -> Analysis:
         """Scores of the whole file and, when it is longer than a window, its segments; `PredictionError` for
-        audio that cannot be classified (the message names the problem)."""
+        audio over the limits or that cannot be classified (the message names the problem)."""
         if not path:
             raise PredictionError("no audio: upload a file or record with the microphone first.")
+        self.check_upload(path)
         [result] = iter_predictions(self.scorer, self.feature_extractor, [path], batch_size=1, num_workers=1)
         if isinstance(result, Failure):
-            raise PredictionError(result.reason)
+            raise PredictionError(_upload_problem(path, result.reason))
         analysis = Analysis(result.probabilities, result.gender_probabilities, None, [])
         if result.duration > self.window:
             analysis.timeline, analysis.table = self._timeline(path)
@@ -82,13 +163,21 @@ class EmotionAnalyser:
         [found] = iter_segmented_files(self.scorer, self.feature_extractor, [path], self.segment_options, batch_size=8)
         if isinstance(found, Failure):  # e.g. no speech found: the whole-file scores still stand
             return None, []
-        picture = Path(self._pictures.name) / f"timeline_{abs(hash(path))}.png"
+        self._count += 1
+        picture = Path(self._pictures.name) / f"timeline_{self._count:08d}.png"
         save_timeline_png(found, picture, labels=self.labels, title=Path(path).name)
+        prune_pictures(Path(self._pictures.name), KEPT_PICTURES)
         table = [
             [round(s.start, 2), round(s.end, 2), s.emotion, round(s.probabilities[s.emotion], 3)]
             for s in found.segments
         ]
         return str(picture), table
+
+
+def prune_pictures(folder: Path, keep: int) -> None:
+    """Remove all but the `keep` newest timeline pictures (their names count up)."""
+    for old in sorted(folder.glob("timeline_*.png"))[:-keep]:
+        old.unlink(missing_ok=True)
 
 
 def build_app(
@@ -97,26 +186,35 @@ def build_app(
     window: float = DEFAULT_WINDOW_S,
     hop: float = DEFAULT_HOP_S,
     vad: bool | None = None,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    max_duration_s: float = DEFAULT_MAX_DURATION_S,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ):
-    """The Gradio `Blocks` page for `model` (a folder or Hub id); `vad=None` uses the VAD when it is installed."""
+    """The Gradio `Blocks` page for `model` (a folder or Hub id); `vad=None` uses the VAD when it is installed.
+
+    Launch it with `page.launch(**page.launch_options, ...)`, which carries the upload size limit."""
     gr = _gradio()
-    analyser = EmotionAnalyser(model, device, window, hop, vad)
+    check_limits(max_file_mb, max_duration_s, concurrency)
+    analyser = EmotionAnalyser(model, device, window, hop, vad, max_file_mb, max_duration_s)
 
     def classify(path):
         try:
             result = analyser.analyse(path)
         except PredictionError as error:
-            raise gr.Error(str(error)) from error
+            logger.warning("gemo-clap app: refused %s: %s", Path(path).name if path else "an empty request", error)
+            raise gr.Error(str(error), print_exception=False) from None
         return result.emotions, result.genders, result.timeline, result.table
 
-    with gr.Blocks(title=TITLE) as page:
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as page:
         gr.Markdown(
             f"# {TITLE}\n"
-            f"Model **{Path(model).name}** recognises: **{', '.join(analyser.labels)}**"
+            f"Model **{analyser.model_name}** recognises: **{', '.join(analyser.labels)}**"
             + (" and the speaker's gender" if analyser.has_gender else "")
             + f". Recordings longer than {window:g} s also get a timeline ({window:g} s windows every {hop:g} s"
             + (", speech only" if analyser.vad else "")
-            + ")."
+            + ").\n\n"
+            + f"Limits: files up to {max_file_mb:g} MB and {_duration(max_duration_s)} of audio, at least "
+            f"{MIN_CLIP_S:g} s; {concurrency} recording(s) analysed at a time, the others wait in the queue."
         )
         with gr.Row():
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", format=None, label="audio")
@@ -128,8 +226,16 @@ def build_app(
         table = gr.Dataframe(headers=TABLE_COLUMNS, label="segments", interactive=False)
         outputs = [emotions, genders, timeline, table]
         button.click(classify, inputs=audio, outputs=outputs, api_name="predict")
+    page.queue(default_concurrency_limit=concurrency)
     page.analyser = analyser
+    page.launch_options = {"max_file_size": int(max_file_mb * 2**20)}
     return page
 
 
-__all__ = ["Analysis", "EmotionAnalyser", "build_app"]
+__all__ = [
+    "Analysis",
+    "EmotionAnalyser",
+    "build_app",
+    "model_display_name",
+    "prune_pictures",
+]
