@@ -31,6 +31,7 @@ from .results import (
     pending_files,
     tally,
 )
+from .stream import check_stream_arguments, run_stream
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +70,13 @@ def _add_segment_arguments(predict: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--merge", action="store_true", help="merge neighbouring segments with the same emotion")
     group.add_argument("--plot", metavar="OUT.png", default=None, help="draw the timeline of one file to a PNG")
+    group.add_argument(
+        "--stream",
+        metavar="-",
+        default=None,
+        help="read raw 16-bit mono PCM from stdin (no PATHs) and write one JSON row per window to stdout as it goes",
+    )
+    group.add_argument("--rate", type=int, default=None, help="--stream's sampling rate, Hz (default: the model's)")
 
 
 def add_predict_command(commands) -> None:
@@ -83,7 +91,7 @@ def add_predict_command(commands) -> None:
     add_model_option(predict, "a folder written by training (or `gemo-clap demo`), or a Hub id")
     predict.add_argument(
         "paths",
-        nargs="+",
+        nargs="*",
         metavar="PATH",
         help="audio files (WAV, FLAC, OGG, MP3: read with soundfile), folders of them, or CSV/JSONL "
         "manifests with a `path` column (the training manifest format)",
@@ -209,10 +217,18 @@ def predict_command(args: argparse.Namespace) -> int:
     if args.json and args.output is not None:
         raise CommandError("--json prints to stdout; with --output, name a .jsonl file to get JSON rows instead.")
     segments = _segment_options(args)
+    check_stream_arguments(args.stream, args.paths, args.rate, segments)
     if args.quiet:  # transformers' own "Loading weights" bar too
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+    if args.stream is not None:
+        rows, seconds = run_stream(
+            args.model, segments, args.rate, None, None, args.backend, args.device, args.threads, args.batch_size
+        )
+        if not args.quiet:
+            print(f"streamed {rows} segment(s) over {seconds:.1f} s of audio", file=sys.stderr)
+        return 0
     results, summary = run_predict(
         args.model,
         args.paths,
