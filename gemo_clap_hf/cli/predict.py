@@ -76,6 +76,13 @@ def _add_segment_arguments(predict: argparse.ArgumentParser) -> None:
         default=None,
         help="read raw 16-bit mono PCM from stdin (no PATHs) and write one JSON row per window to stdout as it goes",
     )
+    group.add_argument(
+        "--turns",
+        metavar="FILE",
+        default=None,
+        help="speaker turns of the one file (RTTM, or CSV/JSONL with start, end, speaker): windows stay inside "
+        "each turn, rows gain speaker, and a per-speaker summary goes to stderr",
+    )
     group.add_argument("--rate", type=int, default=None, help="--stream's sampling rate, Hz (default: the model's)")
 
 
@@ -124,7 +131,8 @@ def _segment_options(args: argparse.Namespace) -> SegmentOptions | None:
     """The segment options of the command line, or None without --segments (where they are usage errors)."""
     if args.segments:
         return SegmentOptions(args.window, args.hop, args.vad, args.merge)
-    stray = [flag for flag, on in (("--vad", args.vad), ("--merge", args.merge), ("--plot", args.plot)) if on]
+    flags = (("--vad", args.vad), ("--merge", args.merge), ("--plot", args.plot), ("--turns", args.turns))
+    stray = [flag for flag, on in flags if on]
     if stray:
         raise CommandError(f"{', '.join(stray)} only apply to --segments; add --segments.")
     return None
@@ -153,9 +161,11 @@ def run_predict(
     threads: int | None = None,
     segments: SegmentOptions | None = None,
     plot: str | None = None,
+    turns=None,
 ) -> tuple[list[Prediction] | list[SegmentedFile], Summary]:
     """Classify every file named by `paths` (one row each, or with `segments` one row per window); stream rows to
-    `output` (resuming it) or return the results in input order; `plot` draws one file's timeline.
+    `output` (resuming it) or return the results in input order; `plot` draws one file's timeline; `turns` (one
+    file's diarization) keeps the windows inside speaker turns and reports a per-speaker summary.
 
     Failures are reported on stderr as they happen and kept in the summary; they never stop the run.
     """
@@ -168,8 +178,12 @@ def run_predict(
     if plot is not None and (segments is None or len(files) != 1):
         raise PredictionError(f"--plot draws one recording's timeline; {len(files)} files were given: pass one file.")
     _check_vad(segments)
+    if turns is not None:
+        from ..inference.turns import turns_for
+
+        turns = turns_for(turns, files)  # read and checked before the model loads
     scorer = load_backend(model, backend, device, threads)  # torch, or an onnx export; the device is checked here
-    columns = output_columns(scorer.config, segments=segments is not None)
+    columns = output_columns(scorer.config, segments=segments is not None, speakers=turns is not None)
     writer = (SegmentWriter if segments else ResultWriter)(Path(output), columns) if output else None
     summary, files = pending_files(writer, files)
     progress = Progress(len(files), quiet)
@@ -181,7 +195,7 @@ def run_predict(
     if segments is None:
         found = iter_predictions(scorer, scorer.feature_extractor, files, batch_size, top_k=top_k)
     else:
-        found = iter_segmented_files(scorer, scorer.feature_extractor, files, segments, batch_size)
+        found = iter_segmented_files(scorer, scorer.feature_extractor, files, segments, batch_size, turns=turns)
     results = []
     start = time.perf_counter()
     try:
@@ -193,6 +207,10 @@ def run_predict(
                     from ..inference.timeline_plot import save_timeline_png
 
                     save_timeline_png(result, plot, labels=list(scorer.config.emotion_labels))
+                if result.turns is not None:
+                    from ..inference.turns import format_speaker_summary, speaker_summary
+
+                    progress.report(format_speaker_summary(result.file, speaker_summary(result.segments)))
                 if segments.merge:
                     result.segments = merge_segments(result.segments)
             if writer is None:
@@ -242,6 +260,7 @@ def predict_command(args: argparse.Namespace) -> int:
         threads=args.threads,
         segments=segments,
         plot=args.plot,
+        turns=args.turns,
     )
     if args.output is None:
         if args.json:

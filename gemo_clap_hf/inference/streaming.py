@@ -36,7 +36,7 @@ from ..feature_extraction_gemo_clap import to_mono_float32
 from .backends import prepare_scorer
 from .engine import DEFAULT_BATCH_SIZE, WindowScorer, check_batch_size, speech_detector
 from .predictions import Segment
-from .segments import SegmentOptions, merge_segments
+from .segments import SegmentOptions, continues, merge_segments
 
 STREAM_NAME = "-"
 
@@ -228,7 +228,7 @@ class _OnlineMerge:
         done = []
         for segment in segments:
             last = self.run[-1] if self.run else None
-            if last is not None and not (segment.emotion == last.emotion and segment.start <= last.end + 1e-6):
+            if last is not None and not continues(last, segment):
                 done += self._close()
             self.run.append(segment)
         return done
