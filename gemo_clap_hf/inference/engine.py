@@ -217,9 +217,7 @@ class WindowScorer:
         return segments
 
 
-def segment_file(
-    scorer: WindowScorer, path: str, options: SegmentOptions, detector=None, turns=None
-) -> SegmentedFile:
+def segment_file(scorer: WindowScorer, path: str, options: SegmentOptions, detector=None, turns=None) -> SegmentedFile:
     """One file's segments (see `segments`), inside its speaker `turns` when given (`turns.Turn`s: each segment gets
     its turn's speaker); raises `GEmoClapAudioError`/`OSError` for a bad file."""
     rate = scorer.feature_extractor.sampling_rate

@@ -84,7 +84,9 @@ def merge_segments(segments: Sequence[Segment]) -> list[Segment]:
         genders = None
         if run[0].gender_probabilities is not None:
             genders = {k: float(np.mean([s.gender_probabilities[k] for s in run])) for k in run[0].gender_probabilities}
-        merged.append(Segment(run[0].file, run[0].start, max(s.end for s in run), mean, genders, speaker=run[0].speaker))
+        merged.append(
+            Segment(run[0].file, run[0].start, max(s.end for s in run), mean, genders, speaker=run[0].speaker)
+        )
     return number_segments(merged)
 
 

@@ -1,9 +1,10 @@
 """The timeline picture of `predict --segments --plot` and of the web app: emotion over a recording's time.
 
 From the top: speech / non-speech (when a VAD was used), the predicted emotion as a coloured strip (one lane per
-speaker with speaker turns), then one band per emotion label with its probability over time. Each window's values are drawn over the part of time nearest its
-centre, so overlapping windows tile the timeline without double drawing. Drawn with matplotlib's object API on the
-Agg canvas (as `training/reporting/plots.py`): no display and no global pyplot state.
+speaker with speaker turns), then one band per emotion label with its probability over time. Each window's values
+are drawn over the part of time nearest its centre, so overlapping windows tile the timeline without double drawing.
+Drawn with matplotlib's object API on the Agg canvas (as `training/reporting/plots.py`): no display and no global
+pyplot state.
 """
 
 from __future__ import annotations
