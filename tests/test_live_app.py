@@ -126,12 +126,16 @@ def _browser(chromium: str, profile: Path, audio: Path) -> tuple[subprocess.Pope
 
 
 CLICK = """(() => {{
-  const buttons = [...document.querySelectorAll('button, [role=tab]')].filter(b => b.offsetParent !== null);
+  const buttons = [...document.querySelectorAll('{scope} button, {scope} [role=tab]')]
+    .filter(b => b.offsetParent !== null);
   const found = buttons.find(b => {test});
   if (!found) return false;
   found.click();
   return true;
 }})()"""
+
+
+STOP_SHOWN = "[...document.querySelectorAll('#live-microphone button')].some(b => b.textContent.trim() === 'Stop')"
 
 
 @pytest.mark.slow
@@ -149,8 +153,17 @@ def test_live_tab_follows_a_fake_microphone_in_headless_chromium(served, ml_mode
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30))
         page = DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
         page.call("Page.navigate", url=url)
-        page.wait_for(CLICK.format(test="b.textContent.trim() === 'Live'"))
-        page.wait_for(CLICK.format(test="/record/i.test(b.textContent + (b.getAttribute('aria-label') || ''))"))
+        page.wait_for(CLICK.format(scope="", test="b.textContent.trim() === 'Live'"))
+        page.wait_for("document.querySelectorAll('#live-microphone option').length > 0")  # the devices are listed
+        time.sleep(1.0)
+        for _ in range(3):  # the first click can land before the recorder is ready: press again until it records
+            page.wait_for(CLICK.format(scope="#live-microphone", test="b.textContent.trim() === 'Record'"))
+            try:
+                page.wait_for(STOP_SHOWN, timeout=10)
+                break
+            except AssertionError:
+                continue
+        page.wait_for("document.querySelectorAll('#live-timeline .live-segment').length > 0", timeout=60)
         shown, blocks = [], set()
         deadline = time.monotonic() + LISTEN_S
         while time.monotonic() < deadline:
@@ -169,8 +182,19 @@ def test_live_tab_follows_a_fake_microphone_in_headless_chromium(served, ml_mode
         process.wait(timeout=30)
     assert len(blocks) >= 10, f"the rolling timeline got {len(blocks)} segments in {LISTEN_S} s of speech"
     assert len(set(shown)) >= 2, f"the current emotion never changed: {shown}"
-    assert set(shown) <= truth | set(classifier.config.emotion_labels)
-    assert len({b.split()[1] for b in blocks}) >= 2
+    assert set(shown) <= truth
+    # The page's windows follow the file's: its label at each time is the reference's label there (the microphone
+    # starts the file at an unknown offset, searched for; the audio went through the browser at 48 kHz and back).
+    duration = sf.info(str(path)).duration
+    starts = np.array([s.start for s in reference.segments])
+    page_blocks = [(float(b.split()[0]), b.split()[1]) for b in blocks]
+    best = 0.0
+    for offset in np.arange(0.0, duration, 0.05):
+        nearest = [np.argmin(np.abs(starts - (start + offset) % duration)) for start, _ in page_blocks]
+        agree = np.mean([reference.segments[i].emotion == label for i, (_, label) in zip(nearest, page_blocks)])
+        best = max(best, float(agree))
+    print(f"labels shown {shown}; agreement with the file's labels {best:.2f} over {len(page_blocks)} windows")
+    assert best >= 0.75
 
 
 def test_live_step_is_the_stream_of_the_microphone_chunks(served, ml_model, conversation):

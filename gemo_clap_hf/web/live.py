@@ -92,7 +92,9 @@ def add_live_tab(gr, analyser) -> None:
             + (", speech only" if analyser.vad else "")
             + ") is scored as soon as it is complete."
         )
-        microphone = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="microphone")
+        microphone = gr.Audio(
+            sources=["microphone"], streaming=True, type="numpy", label="microphone", elem_id="live-microphone"
+        )
         current = gr.Label(num_top_classes=len(analyser.labels), label="current emotion")
         timeline = gr.HTML(timeline_html([], 0.0, analyser.labels, None), elem_id="live-timeline")
         session = gr.State(None)
