@@ -37,7 +37,8 @@ FIGURES = (
 )
 # Measured only when named in --figures (minutes of generated audio through the CLI): benchmarks/long_recordings.py.
 # cpu_inference exports base-size graphs and trains the demo unless --demo_model is given: benchmarks/cpu_inference.py.
-OPTIONAL_FIGURES = ("long_recordings", "cpu_inference")
+# streaming paces a generated recording through SegmentStream in real time, torch and int8: benchmarks/streaming.py.
+OPTIONAL_FIGURES = ("long_recordings", "cpu_inference", "streaming")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Settings:
     long_model: str | None = None
     long_minutes: tuple[float, ...] = (10.0,)
     long_repeats: int = 2
+    stream_seconds: float = 60.0
+    stream_threads: int = 2
     demo_model: str | None = None  # cpu_inference: the `model` folder of `gemo-clap demo` (trained when None)
 
 
@@ -94,6 +97,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--long_model", help="long_recordings: a trained model folder (e.g. gemo_clap_demo/model)")
     parser.add_argument("--long_minutes", help="long_recordings: comma-separated lengths, min (default 10; quick 1)")
     parser.add_argument("--long_repeats", type=int, help="long_recordings: runs per length (default 2; quick 1)")
+    parser.add_argument("--stream_seconds", type=float, help="streaming: seconds of audio (default 60; quick 8)")
+    parser.add_argument("--stream_threads", type=int, default=2, help="streaming: backend threads (default 2)")
     parser.add_argument(
         "--end_to_end_steps", type=int, help="timed Trainer steps per side, after 1 warm-up (default 4)"
     )
@@ -148,6 +153,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         long_model=args.long_model,
         long_minutes=tuple(float(m) for m in (args.long_minutes or ("1" if quick else "10")).split(",")),
         long_repeats=pick(args.long_repeats, 2, 1),
+        stream_seconds=pick(args.stream_seconds, 60.0, 8.0),
+        stream_threads=args.stream_threads,
         demo_model=args.demo_model,
     )
     numbers = (
