@@ -222,6 +222,8 @@ def test_stream_command_in_a_real_pipe_writes_a_row_per_window_as_it_goes(ml_mod
 def test_stream_command_usage_errors(ml_model, tmp_path, capsys):
     from gemo_clap_hf.cli.main import main
 
+    assert main(["predict", "--model", str(ml_model)]) == 2
+    assert "name at least one PATH" in capsys.readouterr().err
     assert main(["predict", "--model", str(ml_model), "--stream", "-"]) == 2
     assert "--stream only applies to --segments" in capsys.readouterr().err
     assert main(["predict", "--model", str(ml_model), "x.wav", "--segments", "--stream", "-"]) == 2
