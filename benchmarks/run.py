@@ -18,6 +18,8 @@ trains by default. The figures:
 - `padding_efficiency`, `text_tower_sequences_per_step`, `peak_memory`, `bulk_inference`.
 - `long_recordings` (only when named in `--figures`): `predict --segments --vad` on generated 0.5- and 10-minute
   recordings, peak memory ratio and emotion changes found (`long_recordings.py`).
+- `streaming` (only when named in `--figures`): `SegmentStream` fed in real time, torch and int8 ONNX on 2 threads:
+  delay from a window's end to its row, real-time factor (`streaming.py`).
 - `cpu_inference` (only when named in `--figures`; it trains the demo unless `--demo_model` is given): PyTorch's
   bare tower vs the classifier vs onnxruntime float32 and int8, bulk `predict` per backend, and int8's agreement
   on the demo model's held-out session (`cpu_inference.py`).
@@ -112,6 +114,11 @@ def run(settings: Settings) -> dict:
 
         with timed("long_recordings"):
             results["long_recordings"] = measure_long_recordings(settings)
+    if "streaming" in figures:
+        from .streaming import measure_streaming
+
+        with timed("streaming"):
+            results["streaming"] = measure_streaming(settings)
     if "memory" in figures:
         with timed("memory"):
             batch = make_batch(settings, equal_lengths(settings.batch_size, settings.clip_seconds), settings.seed)

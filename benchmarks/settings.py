@@ -38,7 +38,8 @@ FIGURES = (
 # Measured only when named in --figures (minutes of generated audio through the CLI): benchmarks/long_recordings.py.
 # cpu_inference exports base-size graphs and trains the demo unless --demo_model is given: benchmarks/cpu_inference.py.
 # serving starts a local Ray cluster (the [ray] extra) for the endpoint and predict --ray: benchmarks/serving.py.
-OPTIONAL_FIGURES = ("long_recordings", "cpu_inference", "serving")
+# streaming paces a generated recording through SegmentStream in real time, torch and int8: benchmarks/streaming.py.
+OPTIONAL_FIGURES = ("long_recordings", "cpu_inference", "serving", "streaming")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class Settings:
     long_minutes: tuple[float, ...] = (10.0,)
     long_repeats: int = 2
     long_vad: str = "on"  # long_recordings: with --vad ("on"), without ("off") or both
+    stream_seconds: float = 60.0
+    stream_threads: int = 2
     demo_model: str | None = None  # cpu_inference: the `model` folder of `gemo-clap demo` (trained when None)
 
 
@@ -96,6 +99,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--long_model", help="long_recordings: a trained model folder (e.g. gemo_clap_demo/model)")
     parser.add_argument("--long_minutes", help="long_recordings: comma-separated lengths, min (default 10; quick 1)")
     parser.add_argument("--long_repeats", type=int, help="long_recordings: runs per length (default 2; quick 1)")
+    parser.add_argument("--stream_seconds", type=float, help="streaming: seconds of audio (default 60; quick 8)")
+    parser.add_argument("--stream_threads", type=int, default=2, help="streaming: backend threads (default 2)")
     parser.add_argument(
         "--long_vad",
         choices=("on", "off", "both"),
@@ -157,6 +162,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         long_minutes=tuple(float(m) for m in (args.long_minutes or ("1" if quick else "10")).split(",")),
         long_repeats=pick(args.long_repeats, 2, 1),
         long_vad=args.long_vad,
+        stream_seconds=pick(args.stream_seconds, 60.0, 8.0),
+        stream_threads=args.stream_threads,
         demo_model=args.demo_model,
     )
     numbers = (

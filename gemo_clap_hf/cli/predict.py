@@ -32,6 +32,7 @@ from .results import (
     pending_files,
     tally,
 )
+from .stream import check_stream_arguments, run_stream
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +74,20 @@ def _add_segment_arguments(predict: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--merge", action="store_true", help="merge neighbouring segments with the same emotion")
     group.add_argument("--plot", metavar="OUT.png", default=None, help="draw the timeline of one file to a PNG")
+    group.add_argument(
+        "--stream",
+        metavar="-",
+        default=None,
+        help="read raw 16-bit mono PCM from stdin (no PATHs) and write one JSON row per window to stdout as it goes",
+    )
+    group.add_argument(
+        "--turns",
+        metavar="FILE",
+        default=None,
+        help="speaker turns of the one file (RTTM, or CSV/JSONL with start, end, speaker): windows stay inside "
+        "each turn, rows gain speaker, and a per-speaker summary goes to stderr",
+    )
+    group.add_argument("--rate", type=int, default=None, help="--stream's sampling rate, Hz (default: the model's)")
 
 
 def add_predict_command(commands) -> None:
@@ -87,7 +102,7 @@ def add_predict_command(commands) -> None:
     add_model_option(predict, "a folder written by training (or `gemo-clap demo`), or a Hub id")
     predict.add_argument(
         "paths",
-        nargs="+",
+        nargs="*",
         metavar="PATH",
         help="audio files (WAV, FLAC, OGG, MP3: read with soundfile), folders of them, or CSV/JSONL "
         "manifests with a `path` column (the training manifest format)",
@@ -121,7 +136,8 @@ def _segment_options(args: argparse.Namespace) -> SegmentOptions | None:
     """The segment options of the command line, or None without --segments (where they are usage errors)."""
     if args.segments:
         return SegmentOptions(args.window, args.hop, args.vad, args.merge)
-    stray = [flag for flag, on in (("--vad", args.vad), ("--merge", args.merge), ("--plot", args.plot)) if on]
+    flags = (("--vad", args.vad), ("--merge", args.merge), ("--plot", args.plot), ("--turns", args.turns))
+    stray = [flag for flag, on in flags if on]
     if stray:
         raise CommandError(f"{', '.join(stray)} only apply to --segments; add --segments.")
     return None
@@ -152,9 +168,11 @@ def run_predict(
     plot: str | None = None,
     ray: str | None = None,
     ray_workers: int | None = None,
+    turns=None,
 ) -> tuple[list[Prediction] | list[SegmentedFile], Summary]:
     """Classify every file named by `paths` (one row each, or with `segments` one row per window); stream rows to
-    `output` (resuming it) or return the results in input order; `plot` draws one file's timeline.
+    `output` (resuming it) or return the results in input order; `plot` draws one file's timeline; `turns` (one
+    file's diarization) keeps the windows inside speaker turns and reports a per-speaker summary.
 
     Failures are reported on stderr as they happen and kept in the summary; they never stop the run. With `ray`
     (a Ray address, "auto", or `LOCAL_CLUSTER`) the files are scored on a Ray cluster by `ray_workers` actors.
@@ -169,8 +187,14 @@ def run_predict(
         raise PredictionError(f"--plot draws one recording's timeline; {len(files)} files were given: pass one file.")
     _check_vad(segments)
     check_ray_options(ray, device, plot, ray_workers)
+    if ray is not None and turns is not None:
+        raise PredictionError("--turns keeps windows inside one file's speaker turns on this machine; drop --ray.")
+    if turns is not None:
+        from ..inference.turns import turns_for
+
+        turns = turns_for(turns, files)  # read and checked before the model loads
     scorer = load_backend(model, backend, device, threads)  # torch, or an onnx export; the device is checked here
-    columns = output_columns(scorer.config, segments=segments is not None)
+    columns = output_columns(scorer.config, segments=segments is not None, speakers=turns is not None)
     writer = (SegmentWriter if segments else ResultWriter)(Path(output), columns) if output else None
     summary, files = pending_files(writer, files)
     progress = Progress(len(files), quiet)
@@ -188,7 +212,7 @@ def run_predict(
     elif segments is None:
         found = iter_predictions(scorer, scorer.feature_extractor, files, batch_size, top_k=top_k)
     else:
-        found = iter_segmented_files(scorer, scorer.feature_extractor, files, segments, batch_size)
+        found = iter_segmented_files(scorer, scorer.feature_extractor, files, segments, batch_size, turns=turns)
     results = []
     start = time.perf_counter()
     try:
@@ -200,6 +224,10 @@ def run_predict(
                     from ..inference.timeline_plot import save_timeline_png
 
                     save_timeline_png(result, plot, labels=list(scorer.config.emotion_labels))
+                if result.turns is not None:
+                    from ..inference.turns import format_speaker_summary, speaker_summary
+
+                    progress.report(format_speaker_summary(result.file, speaker_summary(result.segments)))
                 if segments.merge:
                     result.segments = merge_segments(result.segments)
             if writer is None:
@@ -224,10 +252,18 @@ def predict_command(args: argparse.Namespace) -> int:
     if args.json and args.output is not None:
         raise CommandError("--json prints to stdout; with --output, name a .jsonl file to get JSON rows instead.")
     segments = _segment_options(args)
+    check_stream_arguments(args.stream, args.paths, args.rate, segments)
     if args.quiet:  # transformers' own "Loading weights" bar too
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+    if args.stream is not None:
+        rows, seconds = run_stream(
+            args.model, segments, args.rate, None, None, args.backend, args.device, args.threads, args.batch_size
+        )
+        if not args.quiet:
+            print(f"streamed {rows} segment(s) over {seconds:.1f} s of audio", file=sys.stderr)
+        return 0
     results, summary = run_predict(
         args.model,
         args.paths,
@@ -243,6 +279,7 @@ def predict_command(args: argparse.Namespace) -> int:
         plot=args.plot,
         ray=args.ray,
         ray_workers=args.ray_workers,
+        turns=args.turns,
     )
     if args.output is None:
         if args.json:

@@ -28,10 +28,11 @@ OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 SHOWN_FAILURES = 10
 
 
-def output_columns(config, segments: bool = False) -> list[str]:
-    """The CSV header for a model: file (then start, end, segment, segments for `--segments` rows), emotion, score,
-    one probability per emotion label, and gender, gender_score for ML models."""
+def output_columns(config, segments: bool = False, speakers: bool = False) -> list[str]:
+    """The CSV header for a model: file (then start, end, segment, segments for `--segments` rows, and speaker with
+    `--turns`), emotion, score, one probability per emotion label, and gender, gender_score for ML models."""
     place = ["start", "end", "segment", "segments"] if segments else []
+    place += ["speaker"] if speakers else []
     columns = ["file", *place, "emotion", "score", *config.emotion_labels]
     if config.loss_type == "ml":
         columns += ["gender", "gender_score"]

@@ -241,8 +241,9 @@ class WindowScorer:
         return segments
 
 
-def segment_file(scorer: WindowScorer, path: str, options: SegmentOptions, detector=None) -> SegmentedFile:
-    """One file's segments (see `segments`); raises `GEmoClapAudioError`/`OSError` for a bad file."""
+def segment_file(scorer: WindowScorer, path: str, options: SegmentOptions, detector=None, turns=None) -> SegmentedFile:
+    """One file's segments (see `segments`), inside its speaker `turns` when given (`turns.Turn`s: each segment gets
+    its turn's speaker); raises `GEmoClapAudioError`/`OSError` for a bad file."""
     rate = scorer.feature_extractor.sampling_rate
     num_samples = audio_info(path).num_samples(rate)
     if too_short(num_samples, rate):
@@ -253,7 +254,14 @@ def segment_file(scorer: WindowScorer, path: str, options: SegmentOptions, detec
         regions = detector.speech_regions(stream_waveform(path, rate), num_samples)
         result.speech = [(start / rate, end / rate) for start, end in regions]
     window, hop = int(round(options.window * rate)), int(round(options.hop * rate))
-    windows = plan_windows(regions, window, hop, min_clip_samples(rate))
+    speakers = None
+    if turns is not None:
+        from .turns import fit_turns, turn_windows
+
+        result.turns = fit_turns(turns, result.duration, path)
+        windows, speakers = turn_windows(result.turns, regions, rate, window, hop, min_clip_samples(rate))
+    else:
+        windows = plan_windows(regions, window, hop, min_clip_samples(rate))
     pool = scorer.batch_size * POOL_BATCHES
     picked, clips = [], []
     for index, clip in cut_windows(stream_waveform(path, rate), windows):
@@ -264,6 +272,8 @@ def segment_file(scorer: WindowScorer, path: str, options: SegmentOptions, detec
             picked, clips = [], []
     if clips:
         result.segments += scorer.score(path, picked, clips)
+    for segment, speaker in zip(result.segments, speakers or ()):  # turns do not overlap: windows are in time order
+        segment.speaker = speaker
     number_segments(result.segments)
     return result
 
@@ -284,17 +294,22 @@ def iter_segmented_files(
     options: SegmentOptions | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
+    turns=None,
 ) -> Iterator[SegmentedFile | Failure]:
     """A `SegmentedFile` per file in the order given (unmerged: the caller merges), or a `Failure` (unreadable, or
-    no speech found with `options.vad`)."""
+    no speech found with `options.vad`); `turns` as for `predict_segments`."""
     options = options or SegmentOptions()
     check_batch_size(batch_size)
     scorer, feature_extractor = prepare_scorer(classifier, feature_extractor, device=device)
     windows = WindowScorer(scorer, feature_extractor, batch_size, options.window)
     detector = speech_detector(options.vad)
-    for path in map(str, paths):
+    from .turns import turns_for
+
+    paths = list(map(str, paths))
+    turns = turns_for(turns, paths)  # read and checked before any file is scored
+    for path in paths:
         try:
-            result = segment_file(windows, path, options, detector)
+            result = segment_file(windows, path, options, detector, None if turns is None else turns.get(path))
         except (GEmoClapAudioError, OSError) as error:
             yield Failure(path, str(error))
             continue
@@ -316,13 +331,18 @@ def predict_segments(
     device: str | torch.device | None = None,
     backend: str | None = None,
     threads: int | None = None,
+    turns=None,
 ) -> SegmentedFiles:
     """Each file's segments, window by window (`SegmentOptions`: window, hop, vad, merge); `classifier` as for
-    `predict_files`. Files that could not be segmented are logged and listed in the result's `failures`."""
+    `predict_files`. Files that could not be segmented are logged and listed in the result's `failures`.
+
+    `turns`: a diarization of the one file (an RTTM, CSV or JSONL path, a `pyannote.core.Annotation` or a list of
+    (start, end, speaker)), or a mapping {path: diarization}: windows stay inside each turn and every segment gets
+    its `speaker` (see `turns.speaker_summary`)."""
     options = options or SegmentOptions()
     scorer, feature_extractor = prepare_scorer(classifier, feature_extractor, backend, device, threads)
     files, failures = [], []
-    for result in iter_segmented_files(scorer, feature_extractor, paths, options, batch_size):
+    for result in iter_segmented_files(scorer, feature_extractor, paths, options, batch_size, turns=turns):
         if isinstance(result, Failure):
             failures.append(result)
             continue

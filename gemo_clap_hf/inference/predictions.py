@@ -83,15 +83,19 @@ class Segment:
     gender_probabilities: dict[str, float] | None = None
     index: int = 0  # position in the file's segment list, and how many it has: a file is complete at `count`
     count: int = 0
+    speaker: str | None = None  # the diarization's speaker (`turns=`); None without turns
 
     @property
     def emotion(self) -> str:
         return max(self.probabilities, key=self.probabilities.get)
 
     def to_row(self) -> dict:
-        """file, start, end, segment, segments, then `score_row`'s emotion, score, probabilities, gender."""
+        """file, start, end, segment, segments (speaker with turns), then `score_row`'s emotion, score, probabilities,
+        gender."""
         # Times unrounded: the CSV's 6 decimals are sample-exact at 16 kHz.
         place = {"start": self.start, "end": self.end, "segment": self.index + 1, "segments": self.count}
+        if self.speaker is not None:
+            place["speaker"] = self.speaker
         return {"file": self.file, **place, **score_row(self.probabilities, self.gender_probabilities)}
 
 
@@ -103,6 +107,7 @@ class SegmentedFile:
     duration: float
     segments: list[Segment] = field(default_factory=list)
     speech: list[tuple[float, float]] | None = None
+    turns: list | None = None  # the speaker turns (`turns.Turn`) the windows were planned in, when given
 
 
 class SegmentedFiles(list):

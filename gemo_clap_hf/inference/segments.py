@@ -85,13 +85,18 @@ def number_segments(segments: list[Segment]) -> list[Segment]:
     return segments
 
 
+def continues(last: Segment, segment: Segment) -> bool:
+    """Whether `segment` extends `last`'s run when merging: same label and speaker, touching or overlapping."""
+    return segment.emotion == last.emotion and segment.speaker == last.speaker and segment.start <= last.end + 1e-6
+
+
 def merge_segments(segments: Sequence[Segment]) -> list[Segment]:
-    """Runs of touching or overlapping segments with the same label as one segment each; a run's probabilities are
-    the mean of its windows' (so its score is no longer that of one cut-out clip)."""
+    """Runs of touching or overlapping segments with the same label (and speaker) as one segment each; a run's
+    probabilities are the mean of its windows' (so its score is no longer that of one cut-out clip)."""
     runs: list[list[Segment]] = []
     for segment in segments:
         last = runs[-1][-1] if runs else None
-        if last is not None and segment.emotion == last.emotion and segment.start <= last.end + 1e-6:
+        if last is not None and continues(last, segment):
             runs[-1].append(segment)
         else:
             runs.append([segment])
@@ -101,7 +106,9 @@ def merge_segments(segments: Sequence[Segment]) -> list[Segment]:
         genders = None
         if run[0].gender_probabilities is not None:
             genders = {k: float(np.mean([s.gender_probabilities[k] for s in run])) for k in run[0].gender_probabilities}
-        merged.append(Segment(run[0].file, run[0].start, max(s.end for s in run), mean, genders))
+        merged.append(
+            Segment(run[0].file, run[0].start, max(s.end for s in run), mean, genders, speaker=run[0].speaker)
+        )
     return number_segments(merged)
 
 
@@ -110,6 +117,7 @@ __all__ = [
     "DEFAULT_WINDOW_S",
     "SegmentOptions",
     "check_window",
+    "continues",
     "merge_segments",
     "number_segments",
     "plan_windows",

@@ -1,9 +1,10 @@
 """The timeline picture of `predict --segments --plot` and of the web app: emotion over a recording's time.
 
-From the top: speech / non-speech (when a VAD was used), the predicted emotion as a coloured strip, then one band
-per emotion label with its probability over time. Each window's values are drawn over the part of time nearest its
-centre, so overlapping windows tile the timeline without double drawing. Drawn with matplotlib's object API on the
-Agg canvas (as `training/reporting/plots.py`): no display and no global pyplot state.
+From the top: speech / non-speech (when a VAD was used), the predicted emotion as a coloured strip (one lane per
+speaker with speaker turns), then one band per emotion label with its probability over time. Each window's values
+are drawn over the part of time nearest its centre, so overlapping windows tile the timeline without double drawing.
+Drawn with matplotlib's object API on the Agg canvas (as `training/reporting/plots.py`): no display and no global
+pyplot state.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def segment_tiles(segments: Sequence[Segment]) -> list[tuple[float, float]]:
     return tiles
 
 
+def speaker_lanes(segments: Sequence[Segment]) -> dict[str | None, list[Segment]]:
+    """The segments of each speaker (in order of first appearance; one lane, None, without speaker turns)."""
+    lanes: dict[str | None, list[Segment]] = {}
+    for segment in segments:
+        lanes.setdefault(segment.speaker, []).append(segment)
+    return lanes or {None: []}
+
+
 def _time_formatter(duration: float):
     from matplotlib.ticker import FuncFormatter
 
@@ -56,7 +65,8 @@ def draw_timeline(result: SegmentedFile, labels: Sequence[str] | None = None, ti
     colours = label_colours(labels)
     tiles = segment_tiles(result.segments)
     has_speech = result.speech is not None
-    heights = ([0.35] if has_speech else []) + [0.6] + [1.0] * len(labels)
+    lanes = speaker_lanes(result.segments)
+    heights = ([0.35] if has_speech else []) + [0.6] * len(lanes) + [1.0] * len(labels)
     figure = Figure(figsize=(12, 1.1 + 0.62 * sum(heights)), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights})
@@ -68,11 +78,13 @@ def draw_timeline(result: SegmentedFile, labels: Sequence[str] | None = None, ti
         ax.broken_barh([(a, b - a) for a, b in result.speech], (0, 1), color="#4d4d4d")
         ax.set_ylabel("speech", rotation=0, ha="right", va="center")
         row += 1
+    for lane, (speaker, segments) in enumerate(lanes.items()):
+        ax, lane_tiles = axes[row + lane], segment_tiles(segments)
+        for label in labels:
+            spans = [(a, b - a) for (a, b), s in zip(lane_tiles, segments) if s.emotion == label]
+            ax.broken_barh(spans, (0, 1), color=colours[label])
+        ax.set_ylabel(speaker or "emotion", rotation=0, ha="right", va="center", fontweight="bold")
     ax = axes[row]
-    for label in labels:
-        spans = [(a, b - a) for (a, b), s in zip(tiles, result.segments) if s.emotion == label]
-        ax.broken_barh(spans, (0, 1), color=colours[label])
-    ax.set_ylabel("emotion", rotation=0, ha="right", va="center", fontweight="bold")
     ax.legend(
         handles=[Patch(color=colours[label], label=label) for label in labels],
         loc="lower left",
@@ -82,6 +94,7 @@ def draw_timeline(result: SegmentedFile, labels: Sequence[str] | None = None, ti
         fontsize=9,
     )
     edges = np.repeat(np.asarray(tiles, dtype=float).reshape(-1, 2), 2, axis=1).ravel()  # a, a, b, b per tile
+    row += len(lanes) - 1
     for label, ax in zip(labels, axes[row + 1 :]):
         # One polygon per band (0, p, p, 0 over each tile), not one artist per segment: an hour has thousands.
         heights = np.array([[0.0, s.probabilities[label], s.probabilities[label], 0.0] for s in result.segments])
@@ -117,4 +130,4 @@ def save_timeline_png(
     return path
 
 
-__all__ = ["draw_timeline", "label_colours", "save_timeline_png", "segment_tiles"]
+__all__ = ["draw_timeline", "label_colours", "save_timeline_png", "segment_tiles", "speaker_lanes"]

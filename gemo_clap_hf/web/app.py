@@ -1,5 +1,7 @@
 """`gemo-clap app`: a Gradio page to try a model: upload or record audio, see its emotion (and gender) scores, and
-for recordings longer than one window the timeline picture and the segment table.
+for recordings longer than one window the timeline picture and the segment table; a "Live" tab (streaming
+microphone: the current emotion and a rolling timeline while the person speaks) and a "Speakers" tab (audio plus
+an RTTM: one timeline lane and a summary per speaker), in `web.live`.
 
 Needs the [app] extra (gradio, silero-vad). The audio component hands over the uploaded file's path
 (`type="filepath"`, no `format`: Gradio converts nothing, so it needs no ffmpeg) and the package decodes it itself
@@ -226,6 +228,11 @@ def build_app(
         table = gr.Dataframe(headers=TABLE_COLUMNS, label="segments", interactive=False)
         outputs = [emotions, genders, timeline, table]
         button.click(classify, inputs=audio, outputs=outputs, api_name="predict")
+        with gr.Tabs():
+            from .live import add_live_tab, add_speaker_tab
+
+            add_live_tab(gr, analyser)
+            add_speaker_tab(gr, analyser, Path(analyser._pictures.name))
     page.queue(default_concurrency_limit=concurrency)
     page.analyser = analyser
     page.launch_options = {"max_file_size": int(max_file_mb * 2**20)}

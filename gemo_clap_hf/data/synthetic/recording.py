@@ -3,7 +3,9 @@
 Utterances of the embedded synthetic corpus' voices (`synthetic.render_utterance`, same seed rules) are laid end to
 end with pauses of near-silence between them, grouped into turns: one emotion per turn, a different one in the next
 turn. The function returns the waveform and, per utterance, where it lies and its emotion, so tests and the
-benchmark know exactly where speech is and where the emotion changes. Session 5 is the demo's held-out session.
+benchmark know exactly where speech is and where the emotion changes. `synthetic_conversation` does the same for two
+speakers taking turns (the truth for speaker turns: who speaks when, with which emotion). Session 5 is the demo's
+held-out session.
 """
 
 from __future__ import annotations
@@ -61,6 +63,52 @@ def synthetic_recording(
     return np.concatenate(pieces).astype(np.float32), spans
 
 
+@dataclasses.dataclass(frozen=True)
+class SpeakerTurn:
+    """One speaker turn of a conversation: [start, end) in seconds, who speaks, and the turn's one emotion."""
+
+    start: float
+    end: float
+    speaker: str
+    emotion: str
+
+
+def synthetic_conversation(
+    turns: int,
+    seed: int = 0,
+    session: int = 5,
+    utterances_per_turn: tuple[int, int] = (1, 2),
+    utterance_s: tuple[float, float] = (2.5, 4.0),
+    pause_s: tuple[float, float] = (0.3, 0.6),
+    sampling_rate: int = 16000,
+) -> tuple[np.ndarray, list[SpeakerTurn]]:
+    """(waveform, turns): `turns` alternating turns of the session's female ("A") and male ("B") speaker, each of one
+    emotion (a speaker's next turn takes another), made of utterances separated by pauses; a turn runs from its
+    first utterance's start to its last one's end, so the diarization (the returned turns) is exact."""
+    rng = np.random.default_rng([seed, 21, session])
+    voices = speaker_voices(seed)
+    emotions = list(EMOTION_CODES)
+    last = {"A": None, "B": None}
+    pieces, result, samples, index = [], [], 0, 30_000
+    for number in range(turns):
+        speaker, gender = ("A", "F") if number % 2 == 0 else ("B", "M")
+        emotion = last[speaker] = str(rng.choice([e for e in emotions if e != last[speaker]]))
+        start = None
+        for _ in range(int(rng.integers(utterances_per_turn[0], utterances_per_turn[1] + 1))):
+            pause = _near_silence(rng, rng.uniform(*pause_s), sampling_rate)
+            length = round(float(rng.uniform(*utterance_s)), 3)
+            code = EMOTION_CODES[emotion]
+            audio = render_utterance(seed, Utterance(session, gender, index, code, length), voices, sampling_rate)
+            pieces += [pause, audio]
+            samples += len(pause)
+            start = samples if start is None else start
+            samples += len(audio)
+            index += 1
+        result.append(SpeakerTurn(start / sampling_rate, samples / sampling_rate, speaker, emotion))
+    pieces.append(_near_silence(rng, pause_s[0], sampling_rate))
+    return np.concatenate(pieces).astype(np.float32), result
+
+
 def _near_silence(rng: np.random.Generator, seconds: float, sampling_rate: int) -> np.ndarray:
     return (10 ** (SILENCE_DB / 20) * rng.standard_normal(int(round(seconds * sampling_rate)))).astype(np.float32)
 
@@ -70,4 +118,4 @@ def emotion_changes(spans: list[Span]) -> list[float]:
     return [b.start for a, b in zip(spans, spans[1:]) if a.emotion != b.emotion]
 
 
-__all__ = ["Span", "emotion_changes", "synthetic_recording"]
+__all__ = ["Span", "SpeakerTurn", "emotion_changes", "synthetic_conversation", "synthetic_recording"]
