@@ -29,23 +29,29 @@ REPO = Path(__file__).parents[1]
 # module -> (file mutated, the fast tests that cover it). Slow end-to-end tests are left out on purpose: they
 # cover the same code through a longer path and would multiply the run time by the number of mutants.
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "emobox": ("gemo_clap_hf/metrics/emobox.py", ["tests/test_emobox_metrics.py", "-k", "not trainer_metrics"]),
+    "emobox": (
+        "gemo_clap_hf/metrics/emobox.py",
+        ["tests/training/test_emobox_metrics.py", "-k", "not trainer_metrics"],
+    ),
     "segments": (
         "gemo_clap_hf/inference/segments.py",
-        ["tests/test_segments.py", "-k", "windows_cover or merge"],
+        ["tests/inference/test_segments.py", "-k", "windows_cover or merge"],
     ),
-    "loss": ("gemo_clap_hf/loss_gemo_clap.py", ["tests/test_losses.py"]),
+    "loss": ("gemo_clap_hf/loss_gemo_clap.py", ["tests/model/test_losses.py"]),
     "padding": (
         "gemo_clap_hf/padding_gemo_clap.py",
-        ["tests/test_padding_invariance.py", "-k", "masked_group_norm"],
+        ["tests/model/test_padding_invariance.py", "-k", "masked_group_norm"],
     ),
     "feature_extraction": (
         "gemo_clap_hf/feature_extraction_gemo_clap.py",
-        ["tests/test_long_audio.py", "-k", "not pipelines and not predict_files"],
+        ["tests/model/test_long_audio.py", "-k", "not pipelines and not predict_files"],
     ),
-    "modeling": ("gemo_clap_hf/modeling_gemo_clap.py", ["tests/test_model.py"]),
+    "modeling": ("gemo_clap_hf/modeling_gemo_clap.py", ["tests/model/test_model.py"]),
     # Its tests need an ONNX export per mutant (about a minute each on an idle 2-core CPU): run it on its own.
-    "onnx_quantize": ("gemo_clap_hf/inference/onnx_quantize.py", ["tests/test_onnx_backend.py", "-k", "int8"]),
+    "onnx_quantize": (
+        "gemo_clap_hf/inference/onnx_quantize.py",
+        ["tests/inference/test_onnx_backend.py", "-k", "int8"],
+    ),
 }
 DEFAULT = [name for name in MODULES if name != "onnx_quantize"]
 

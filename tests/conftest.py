@@ -1,14 +1,11 @@
-"""Test-wide settings: everything offline, tests' helper modules importable."""
+"""Test-wide settings (everything offline) and the shared fixtures. `tests` is a package (its helpers in
+`tests/helpers/`); pytest puts the checkout root on `sys.path`, so `benchmarks/` imports too."""
 
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(1, str(Path(__file__).parents[1]))  # the checkout root: the benchmarks/ harness (not in the wheel)
 
 import pytest  # noqa: E402
 
@@ -16,7 +13,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """One saved SL-GEmo-CLAP folder (weights, config, processor) shared by the read-only tests."""
-    from tiny_models import save_tiny_checkpoint
+    from tests.helpers.tiny_models import save_tiny_checkpoint
 
     return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sl-gemo-clap")
 
@@ -27,7 +24,7 @@ def ml_checkpoint(tmp_path_factory):
     feature encoder, the default encoder's structure), shared by the read-only tests of the inference surfaces."""
     import json
 
-    from tiny_models import save_tiny_checkpoint
+    from tests.helpers.tiny_models import save_tiny_checkpoint
 
     folder = save_tiny_checkpoint(
         tmp_path_factory.mktemp("ml_ckpt") / "ml-gemo-clap", audio_type="wavlm-base-plus", loss_type="ml"
@@ -36,4 +33,4 @@ def ml_checkpoint(tmp_path_factory):
     return folder
 
 
-from onnx_fixtures import exported, group_export, learned_export  # noqa: E402, F401 - one ONNX export per tower per session
+from tests.helpers.onnx_fixtures import exported, group_export, learned_export  # noqa: E402, F401 - one ONNX export per tower per session

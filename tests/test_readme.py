@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from tiny_models import random_clip, save_tiny_checkpoint
-from training_helpers import REPO, describe, make_training_inputs, script_env
 
 from gemo_clap_hf.cli.main import build_parser
 from gemo_clap_hf.data.synthetic.recording import synthetic_recording
+from tests.helpers.tiny_models import random_clip, save_tiny_checkpoint
+from tests.helpers.training_helpers import REPO, describe, make_training_inputs, script_env
 
 pytestmark = pytest.mark.slow  # the README's commands, run as written (`make test-fast` skips them)
 
@@ -113,8 +113,9 @@ def test_the_bulk_commands_run_as_written(workdir):
 
 
 def test_the_onnx_block_exports_and_predicts_with_onnxruntime(workdir, group_export):
-    """The export itself runs once per session (tests/onnx_fixtures.py, through the same CLI with `--quantize int8`);
-    the README's export folder `onnx/` is that export, and both predict commands run on it as written."""
+    """The export itself runs once per session (tests/helpers/onnx_fixtures.py, through the same CLI with
+    `--quantize int8`); the README's export folder `onnx/` is that export, and both predict commands run on it as
+    written."""
     [block] = blocks("bash", "export-onnx")
     install, export, *predicts = commands(block)
     assert install == ["pip", "install", "gemo-clap-hf[onnx]"]
@@ -197,7 +198,7 @@ def test_the_long_recording_command_writes_segments_and_a_timeline(workdir):
 def test_the_web_app_commands(workdir):
     [block] = blocks("bash", "gemo-clap app")
     serve, export = commands(block)
-    args = build_parser().parse_args(serve[1:])  # serving is driven through gradio_client in tests/test_web_app.py
+    args = build_parser().parse_args(serve[1:])  # serving is driven through gradio_client in tests/web/test_web_app.py
     assert args.command == "app" and args.model == HUB_ID and args.export_space is None
     done = run_in(workdir, swap_model(workdir, export))
     assert done.returncode == 0, describe(done)

@@ -12,7 +12,7 @@
 # PYTHONPATH: datasets, evaluate, librosa, soundfile, cffi, pycparser, soxr, audioread, pooch, dill, multiprocess
 # (and their missing requirements).
 #
-# DEVICE=cpu with --quick checks the plumbing on a CPU (tiny towers, no bf16): tests/test_gpu_figures_script.py.
+# DEVICE=cpu with --quick checks the plumbing on a CPU (tiny towers, no bf16): tests/bench/test_gpu_figures_script.py.
 set -euo pipefail
 
 out=${1:?usage: training_scripts/gpu_figures.sh OUTPUT_DIR [extra benchmark flags]}

@@ -53,7 +53,7 @@ DEMO = DemoSettings(
     max_duration_s=2.0,
 )
 # A third of the demo's corpus with 1 s crops: held-out SL UAR about 0.75 in under a minute on 2 CPU cores. The learning
-# test (tests/test_demo_learning.py) uses it; the variant comparison (compare_variants.py) starts from it.
+# test (tests/training/test_demo_learning.py) uses it; the variant comparison (compare_variants.py) starts from it.
 LEARNING = DemoSettings(
     utterances_per_speaker=40,
     tower_size="small",

@@ -132,9 +132,9 @@ class GEmoClapTrainer(Trainer):
     # ---- batches (gemo_clap_hf.training.batching) ----
 
     def _get_train_sampler(self, train_dataset=None):
-        # A private hook of `Trainer.get_train_dataloader` (tests/test_batching.py and test_trainer_resume.py fail if
-        # it is renamed or stops being called); overriding it keeps everything else the Trainer's DataLoader does
-        # (workers, seeding, sharding, skipping batches on resume).
+        # A private hook of `Trainer.get_train_dataloader` (tests/training/test_batching.py and test_trainer_resume.py
+        # fail if it is renamed or stops being called); overriding it keeps everything else the Trainer's DataLoader
+        # does (workers, seeding, sharding, skipping batches on resume).
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         sampler = length_grouped_sampler(dataset, self.args)
         if sampler is None:
