@@ -1,6 +1,7 @@
 """Test-wide settings (everything offline) and the shared fixtures. `tests` is a package (its helpers in
 `tests/helpers/`); pytest puts the checkout root on `sys.path`, so `benchmarks/` imports too."""
 
+import logging
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -8,6 +9,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _package_log_level():
+    """Each test starts with the package logger's default level: a training run sets it for its whole process (as
+    the scripts do), and tests that read the log at INFO would otherwise depend on which tests ran before them."""
+    package_logger = logging.getLogger("gemo_clap_hf")
+    level = package_logger.level
+    yield
+    package_logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")
