@@ -16,7 +16,7 @@ from tests.helpers.corpus_fixtures import make_iemocap_tree
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO / "training_scripts" / "train_gemo_clap.py"
 CV_SCRIPT = REPO / "training_scripts" / "cross_validate.py"
-HARNESS = REPO / "tests" / "script_harness.py"
+HARNESS = REPO / "tests" / "helpers" / "script_harness.py"
 
 
 def make_training_inputs(

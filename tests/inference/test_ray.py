@@ -130,10 +130,9 @@ def server(cluster, ml_group_checkpoint):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def clips(ml_group_checkpoint, audio_folder, tmp_path_factory):  # noqa: F811
-    """{name: (body, expected Prediction or None)}: the good clips, and a 0.01 s one (zero-padded, classified)."""
-    folder = tmp_path_factory.mktemp("serve_clips")
-    sf.write(folder / "short.wav", random_clip(0.01, seed=4), 16000)
-    files = [*good_files(audio_folder), str(folder / "short.wav")]
+    """{name: (body, expected Prediction)}: the good clips (a 0.01 s clip is below the shortest clip a label can mean,
+    0.25 s: it is one of the bad bodies, answered 400)."""
+    files = good_files(audio_folder)
     expected = predict_files(str(ml_group_checkpoint), paths=files)
     assert len(expected) == len(files)
     return {Path(p.file).name: (Path(p.file).read_bytes(), p) for p in expected}
