@@ -9,16 +9,28 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# Recorded before any fixture runs: a session fixture that trains (as `learned_export` does) sets the package
+# logger's level before the first function-scoped fixture could record it.
+_PACKAGE_LOG_LEVEL = logging.getLogger("gemo_clap_hf").level
+_TORCH_THREADS = torch.get_num_threads()
 
 
 @pytest.fixture(autouse=True)
-def _package_log_level():
-    """Each test starts with the package logger's default level: a training run sets it for its whole process (as
-    the scripts do), and tests that read the log at INFO would otherwise depend on which tests ran before them."""
-    package_logger = logging.getLogger("gemo_clap_hf")
-    level = package_logger.level
+def _process_wide_defaults():
+    """Each test starts from the process-wide defaults that the code under test may change for its process: the
+    package logger's level (a training run sets it, as the scripts do; tests that read the log at INFO would
+    otherwise depend on which tests ran before them) and torch's intra-op threads (`--threads` sets them; a
+    different count changes float reductions, which tests comparing runs to 1e-6 see)."""
+    _restore_process_defaults()  # after the session fixtures this test uses
     yield
-    package_logger.setLevel(level)
+    _restore_process_defaults()
+
+
+def _restore_process_defaults() -> None:
+    logging.getLogger("gemo_clap_hf").setLevel(_PACKAGE_LOG_LEVEL)
+    torch.set_num_threads(_TORCH_THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,11 @@ def uninterrupted(inputs, tmp_path_factory):
     return output_dir
 
 
+# The scripts run with this process's torch thread count, as the in-process reference run did: another count sums
+# the matmuls in another order (weights 3e-6 apart after 6 steps), which the 1e-6 comparison would see.
+SAME_THREADS = {"OMP_NUM_THREADS": str(torch.get_num_threads())}
+
+
 def _weights(folder):
     return load_file(folder / "model.safetensors")
 
@@ -112,7 +117,13 @@ def _kill_after_checkpoint(argv, step: int, workdir):
     """Run the script until checkpoint-`step` is saved, then SIGKILL it (no chance to clean up or flush)."""
     ready, log = workdir / f"saved-{step}", workdir / "killed-run.log"
     process = start_script(
-        TRAIN_SCRIPT, argv, log=log, harness=True, GEMO_TEST_PAUSE_AFTER_SAVE=str(step), GEMO_TEST_READY_FILE=str(ready)
+        TRAIN_SCRIPT,
+        argv,
+        log=log,
+        harness=True,
+        GEMO_TEST_PAUSE_AFTER_SAVE=str(step),
+        GEMO_TEST_READY_FILE=str(ready),
+        **SAME_THREADS,
     )
     try:
         _wait_for(ready, process, log)
@@ -145,7 +156,7 @@ def test_run_killed_mid_epoch_and_restarted_with_the_same_command_ends_like_the_
     # Had the kill come while checkpoint-6 was being written, this is what it would have left.
     _half_written_copy(output_dir / "checkpoint-3", output_dir / "checkpoint-6")
 
-    result = run_script(TRAIN_SCRIPT, argv)  # the same command, restarted
+    result = run_script(TRAIN_SCRIPT, argv, **SAME_THREADS)  # the same command, restarted
     assert result.returncode == 0, describe(result)
     output = result.stdout + result.stderr
     assert f"Skipping {output_dir / 'checkpoint-6'}: it has no trainer_state.json" in output
