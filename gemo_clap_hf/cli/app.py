@@ -61,9 +61,16 @@ def app_command(args: argparse.Namespace) -> int:
     check_limits(args.max_file_size, args.max_duration, args.concurrency)
     from ..web.app import build_app
 
-    vad = False if args.no_vad else None
-    limits = (args.max_file_size, args.max_duration, args.concurrency)
-    page = build_app(args.model, args.device, args.window, args.hop, vad, *limits)
+    page = build_app(
+        args.model,
+        args.device,
+        args.concurrency,
+        window=args.window,
+        hop=args.hop,
+        vad=False if args.no_vad else None,
+        max_file_mb=args.max_file_size,
+        max_duration_s=args.max_duration,
+    )
     page.launch(server_name=args.host, server_port=args.port, share=args.share, **page.launch_options)
     return 0
 

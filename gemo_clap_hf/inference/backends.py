@@ -146,14 +146,22 @@ class OnnxScorer(Scorer):
 
 
 def as_scorer(classifier, device: str | torch.device | None = None) -> Scorer:
-    """`classifier` as a `Scorer`: a torch classifier is wrapped in `TorchScorer` on `device`; a scorer is taken as
-    it is (the onnx backend runs on the CPU only, so another `device` is an error)."""
+    """`classifier` as a `Scorer` on `device`: a torch classifier is wrapped in `TorchScorer`, a `TorchScorer` is
+    moved, any other scorer is taken as it is (the onnx backend runs on the CPU only, so another device is an error)."""
     target = resolve_device(device)
     if not isinstance(classifier, Scorer):
         return TorchScorer(classifier, target)
-    if target is not None and target.type != "cpu":
-        raise PredictionError(f"--device {device}: the {classifier.backend} backend runs on the CPU; drop --device.")
+    if isinstance(classifier, TorchScorer):
+        return (
+            classifier if target is None else TorchScorer(classifier.classifier, target, classifier.feature_extractor)
+        )
+    _check_runs_on_cpu(classifier.backend, device, target)
     return classifier
+
+
+def _check_runs_on_cpu(backend: str, device, target: torch.device | None) -> None:
+    if target is not None and target.type != "cpu":
+        raise PredictionError(f"--device {device}: the {backend} backend runs on the CPU; drop --device.")
 
 
 def load_backend(model: str | os.PathLike, backend: str = "torch", device=None, threads: int | None = None) -> Scorer:
@@ -164,8 +172,7 @@ def load_backend(model: str | os.PathLike, backend: str = "torch", device=None, 
     check_threads(threads)
     target = resolve_device(device)
     if backend == "onnx":
-        if target is not None and target.type != "cpu":
-            raise PredictionError(f"--device {device}: the onnx backend runs on the CPU; drop --device.")
+        _check_runs_on_cpu(backend, device, target)
         return OnnxScorer(model, threads)
     if threads is not None:
         torch.set_num_threads(threads)

@@ -182,22 +182,21 @@ def prune_pictures(folder: Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def build_app(
-    model: str,
-    device: str | None = None,
-    window: float = DEFAULT_WINDOW_S,
-    hop: float = DEFAULT_HOP_S,
-    vad: bool | None = None,
-    max_file_mb: float = DEFAULT_MAX_FILE_MB,
-    max_duration_s: float = DEFAULT_MAX_DURATION_S,
-    concurrency: int = DEFAULT_CONCURRENCY,
-):
-    """The Gradio `Blocks` page for `model` (a folder or Hub id); `vad=None` uses the VAD when it is installed.
+def build_app(model: str, device: str | None = None, concurrency: int = DEFAULT_CONCURRENCY, **options):
+    """The Gradio `Blocks` page for `model` (a folder or Hub id); `options` are `EmotionAnalyser`'s (window, hop,
+    vad: None uses the VAD when it is installed, max_file_mb, max_duration_s).
 
     Launch it with `page.launch(**page.launch_options, ...)`, which carries the upload size limit."""
     gr = _gradio()
-    check_limits(max_file_mb, max_duration_s, concurrency)
-    analyser = EmotionAnalyser(model, device, window, hop, vad, max_file_mb, max_duration_s)
+    # Every limit checked before the model loads (the analyser checks its own two again).
+    check_limits(
+        options.get("max_file_mb", DEFAULT_MAX_FILE_MB),
+        options.get("max_duration_s", DEFAULT_MAX_DURATION_S),
+        concurrency,
+    )
+    analyser = EmotionAnalyser(model, device, **options)
+    window, hop = analyser.window, analyser.hop
+    max_file_mb, max_duration_s = analyser.max_file_mb, analyser.max_duration_s
 
     def classify(path):
         try:

@@ -89,6 +89,24 @@ def accuracy(eval_prediction) -> dict:
     return {"accuracy": float(np.mean(predictions == eval_prediction.label_ids))}
 
 
+def train_as_the_example(model, feature_extractor, data, training_args):
+    """The example's Trainer flow on `data` (training and evaluation set alike): `Trainer(processing_class=
+    feature_extractor)`, train, evaluate, predict. Returns (trainer, eval metrics, prediction logits)."""
+    from transformers import Trainer
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=data,
+        eval_dataset=data,
+        processing_class=feature_extractor,
+        compute_metrics=accuracy,
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
+    return trainer, metrics, trainer.predict(data).predictions
+
+
 def one_clip_at_a_time(model, feature_extractor, arrays: list[np.ndarray]) -> np.ndarray:
     """The classifier's logits for each clip scored alone (no padding at all): the reference every flow must meet."""
     rows = []

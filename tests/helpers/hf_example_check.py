@@ -19,12 +19,11 @@ from transformers import (
     AutoFeatureExtractor,
     AutoModelForAudioClassification,
     HfArgumentParser,
-    Trainer,
     TrainingArguments,
 )
 
 import gemo_clap_hf  # noqa: F401  (registers GEmo-CLAP with the Auto classes)
-from tests.helpers.hf_client_flows import accuracy, audio_dataset, example_transform
+from tests.helpers.hf_client_flows import audio_dataset, example_transform, train_as_the_example
 
 
 @dataclasses.dataclass
@@ -40,17 +39,7 @@ def main() -> None:
     label_names = [model.config.id2label[index] for index in range(model.config.num_labels)]
     labels = [index % len(label_names) for index in range(len(example.audio_files))]
     data = audio_dataset(example.audio_files, labels, label_names).with_transform(example_transform(extractor))
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=data,
-        eval_dataset=data,
-        processing_class=extractor,
-        compute_metrics=accuracy,
-    )
-    trainer.train()
-    metrics = trainer.evaluate()
-    predictions = trainer.predict(data).predictions
+    trainer, metrics, predictions = train_as_the_example(model, extractor, data, training_args)
     trainer.save_model()
     if trainer.is_world_process_zero():
         report = {

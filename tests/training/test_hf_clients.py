@@ -27,13 +27,13 @@ from gemo_clap_hf.data import load_audio
 from gemo_clap_hf.feature_extraction_gemo_clap import resample
 from tests.helpers.hf_client_flows import (
     RATE,
-    accuracy,
     audio_dataset,
     can_decode_audio_columns,
     example_transform,
     one_clip_at_a_time,
     pipeline_accuracy,
     task_guide_preprocess,
+    train_as_the_example,
     write_clips,
 )
 from tests.helpers.tiny_models import random_clip
@@ -128,17 +128,9 @@ def test_example_transforms_and_trainer_give_the_pipelines_metrics(tiny_checkpoi
     model = AutoModelForAudioClassification.from_pretrained(tiny_checkpoint)
     extractor = AutoFeatureExtractor.from_pretrained(tiny_checkpoint)
     data = dataset.with_transform(example_transform(extractor))
-    trainer = Trainer(
-        model=model,
-        args=_args(tmp_path, max_steps=2, learning_rate=1e-3),
-        train_dataset=data,
-        eval_dataset=data,
-        processing_class=extractor,
-        compute_metrics=accuracy,
+    _, metrics, predictions = train_as_the_example(
+        model, extractor, data, _args(tmp_path, max_steps=2, learning_rate=1e-3)
     )
-    trainer.train()
-    metrics = trainer.evaluate()
-    predictions = trainer.predict(data).predictions
     model.eval()
     np.testing.assert_allclose(predictions, one_clip_at_a_time(model, extractor, arrays), atol=1e-5, rtol=0)
     label_names = [model.config.id2label[index] for index in range(model.config.num_labels)]

@@ -59,6 +59,23 @@ def test_limits_and_concurrency_are_set_and_shown(page, tiny_checkpoint):
     assert "Model **" + Path(tiny_checkpoint).parent.name + "/" + Path(tiny_checkpoint).name in text  # not "model"
 
 
+def test_the_app_command_builds_the_page_with_its_flags(tiny_checkpoint, monkeypatch):
+    """`gemo-clap app` with every page flag: the page is built with them and launched with the upload limit."""
+    from gemo_clap_hf.cli.main import main
+
+    launched = []
+    monkeypatch.setattr(gradio.Blocks, "launch", lambda page, **options: launched.append((page, options)))
+    flags = ["--max-file-size", "3", "--max-duration", "7", "--concurrency", "2", "--no-vad"]
+    code = main(["app", "--model", str(tiny_checkpoint), "--window", "2", "--hop", "0.5", *flags, "--port", "7861"])
+    assert code == 0
+    [(page, options)] = launched
+    analyser = page.analyser
+    assert (analyser.window, analyser.hop, analyser.vad) == (2.0, 0.5, False)
+    assert (analyser.max_file_mb, analyser.max_duration_s) == (3.0, 7.0)
+    assert page._queue.default_concurrency_limit == 2
+    assert options["max_file_size"] == 3 * 2**20 and options["server_port"] == 7861
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
