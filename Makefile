@@ -19,14 +19,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# Everything, end-to-end runs included (what CI runs), with the 15 slowest tests listed.
+# Everything, end-to-end runs included (what CI runs), with the 15 slowest tests listed. TEST_WORKERS pytest-xdist
+# workers (one torch thread each) share the cores; each test module stays in one worker (module fixtures built once).
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # The edit-test loop: everything but the end-to-end runs marked `slow` (demo training, Chromium, 2-process
 # launches, the wheel build, the README's commands).
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # ruff (configured in pyproject.toml): `make lint` checks what CI checks, `make format` rewrites.
 lint: setup

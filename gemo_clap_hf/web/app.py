@@ -32,6 +32,7 @@ from ..inference.limits import MIN_CLIP_S, too_short
 from ..inference.predictions import Failure
 from ..inference.segments import DEFAULT_HOP_S, DEFAULT_WINDOW_S, SegmentOptions
 from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_DURATION_S, DEFAULT_MAX_FILE_MB, check_limits
+from .live import MICROPHONE_AS_RECORDED
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,8 @@ def build_app(model: str, device: str | None = None, concurrency: int = DEFAULT_
     """The Gradio `Blocks` page for `model` (a folder or Hub id); `options` are `EmotionAnalyser`'s (window, hop,
     vad: None uses the VAD when it is installed, max_file_mb, max_duration_s).
 
-    Launch it with `page.launch(**page.launch_options, ...)`, which carries the upload size limit."""
+    Launch it with `page.launch(**page.launch_options, ...)`, which carries the upload size limit and the script that
+    asks browsers for the microphone without their audio processing (`web.live.MICROPHONE_AS_RECORDED`)."""
     gr = _gradio()
     # Every limit checked before the model loads (the analyser checks its own two again).
     check_limits(
@@ -234,7 +236,7 @@ def build_app(model: str, device: str | None = None, concurrency: int = DEFAULT_
             add_speaker_tab(gr, analyser, Path(analyser._pictures.name))
     page.queue(default_concurrency_limit=concurrency)
     page.analyser = analyser
-    page.launch_options = {"max_file_size": int(max_file_mb * 2**20)}
+    page.launch_options = {"max_file_size": int(max_file_mb * 2**20), "head": MICROPHONE_AS_RECORDED}
     return page
 
 

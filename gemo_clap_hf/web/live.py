@@ -22,6 +22,27 @@ from ..inference.predictions import Segment
 from ..inference.segments import SegmentOptions
 from ..inference.timeline_plot import label_colours
 
+# Browsers process microphone audio by default (automatic gain control, noise suppression, echo cancellation): the
+# gain control flattens loudness, an emotion cue the model reads, so live labels drifted from those of the same audio
+# as a file. Gradio asks for `{audio: true}` and has no option for constraints: the page's head asks for the
+# microphone as recorded on every audio request (a page-level script is Gradio's documented way to add behaviour).
+MICROPHONE_AS_RECORDED = """<script>
+(() => {
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia || devices.getUserMedia.gemoClapRaw) return;
+  const original = devices.getUserMedia.bind(devices);
+  const raw = {echoCancellation: false, noiseSuppression: false, autoGainControl: false};
+  const patched = (constraints) => {
+    if (constraints && constraints.audio) {
+      const audio = constraints.audio === true ? {} : constraints.audio;
+      constraints = {...constraints, audio: {...raw, ...audio}};
+    }
+    return original(constraints);
+  };
+  patched.gemoClapRaw = true;
+  devices.getUserMedia = patched;
+})();
+</script>"""
 ROLLING_S = 30.0  # the live timeline shows this much of the recent past
 STREAM_EVERY_S = 0.5
 SUMMARY_COLUMNS = ["speaker", "speech (s)", "emotion", "shares", "gender"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.shared_fixtures import built_once
 from tests.helpers.tiny_models import save_tiny_checkpoint
 
 TOWERS = {"group": "wavlm-base-plus", "layer": "wavlm-large"}
@@ -20,25 +21,29 @@ _EXPORTS: dict[str, tuple[Path, Path, str]] = {}
 
 
 def export_tower(norm: str, tmp_path_factory) -> tuple[Path, Path, str]:
-    """(checkpoint, export folder, what the export printed) for `norm`, exported once per session."""
+    """(checkpoint, export folder, what the export printed) for `norm`, exported once per test run."""
+    if norm not in _EXPORTS:
+        built = built_once(f"onnx_{norm}", tmp_path_factory, lambda folder: _export(norm, folder))
+        _EXPORTS[norm] = (Path(built["checkpoint"]), Path(built["onnx"]), built["printed"])
+    return _EXPORTS[norm]
+
+
+def _export(norm: str, folder: Path) -> dict:
     from gemo_clap_hf.cli.main import main
     from gemo_clap_hf.inference.onnx_export import export_onnx
 
-    if norm not in _EXPORTS:
-        folder = tmp_path_factory.mktemp(f"onnx_{norm}")
-        loss_type = "ml" if norm == "group" else "sl"
-        checkpoint = save_tiny_checkpoint(folder / "model", audio_type=TOWERS[norm], loss_type=loss_type)
-        assert json.loads((checkpoint / "config.json").read_text())["audio_config"]["feat_extract_norm"] == norm
-        out_dir, printed = folder / "onnx", io.StringIO()
-        if norm == "group":
-            command = ["export-onnx", "--model", str(checkpoint), str(out_dir), "--quantize", "int8", "--force"]
-            with contextlib.redirect_stdout(printed):
-                assert main(command) == 0
-        else:
-            report = export_onnx(str(checkpoint), out_dir)
-            assert report.max_abs_difference is not None and report.max_abs_difference < 1e-4
-        _EXPORTS[norm] = (checkpoint, out_dir, printed.getvalue())
-    return _EXPORTS[norm]
+    loss_type = "ml" if norm == "group" else "sl"
+    checkpoint = save_tiny_checkpoint(folder / "model", audio_type=TOWERS[norm], loss_type=loss_type)
+    assert json.loads((checkpoint / "config.json").read_text())["audio_config"]["feat_extract_norm"] == norm
+    out_dir, printed = folder / "onnx", io.StringIO()
+    if norm == "group":
+        command = ["export-onnx", "--model", str(checkpoint), str(out_dir), "--quantize", "int8", "--force"]
+        with contextlib.redirect_stdout(printed):
+            assert main(command) == 0
+    else:
+        report = export_onnx(str(checkpoint), out_dir)
+        assert report.max_abs_difference is not None and report.max_abs_difference < 1e-4
+    return {"checkpoint": str(checkpoint), "onnx": str(out_dir), "printed": printed.getvalue()}
 
 
 @pytest.fixture(scope="session", params=sorted(TOWERS))
@@ -60,13 +65,18 @@ def group_export(tmp_path_factory) -> tuple[Path, Path, str]:
 @pytest.fixture(scope="session")
 def learned_export(tmp_path_factory) -> dict:
     """A trained SL-GEmo-CLAP model (`gemo_clap_hf.demo.run.train` on a synthetic corpus) exported with
-    `export-onnx --quantize int8` WITHOUT --force: {"model", "onnx" (folder), "corpus", "code", "printed", "uar"}."""
+    `export-onnx --quantize int8` WITHOUT --force: {"model", "onnx" (folder), "corpus", "code", "printed", "uar"}.
+    Trained once per test run (shared by the test workers)."""
+    built = built_once("learned", tmp_path_factory, _train_and_export)
+    return {**built, **{key: Path(built[key]) for key in ("model", "onnx", "corpus")}}
+
+
+def _train_and_export(root: Path) -> dict:
     from gemo_clap_hf.cli.main import main
     from gemo_clap_hf.data.synthetic import generate_corpus
     from gemo_clap_hf.demo.run import LEARNING, train
 
     settings = LEARNING
-    root = tmp_path_factory.mktemp("learned")
     corpus = generate_corpus(
         root / "corpus", seed=0, utterances_per_speaker=settings.utterances_per_speaker, progress=False
     )
@@ -76,9 +86,9 @@ def learned_export(tmp_path_factory) -> dict:
     with contextlib.redirect_stdout(printed):
         code = main(["export-onnx", "--model", str(root / "model"), str(root / "onnx"), "--quantize", "int8"])
     return {
-        "model": root / "model",
-        "onnx": root / "onnx",
-        "corpus": Path(corpus),
+        "model": str(root / "model"),
+        "onnx": str(root / "onnx"),
+        "corpus": str(corpus),
         "code": code,
         "printed": printed.getvalue(),
         "uar": results["eval_uar"],

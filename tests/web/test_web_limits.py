@@ -54,7 +54,7 @@ def test_limits_and_concurrency_are_set_and_shown(page, tiny_checkpoint):
     text = " ".join(block.value for block in built.blocks.values() if isinstance(block, gradio.Markdown))
     assert f"files up to {MAX_MB:g} MB and 5 s of audio, at least 0.25 s" in text
     assert "2 recording(s) analysed at a time" in text
-    assert built.launch_options == {"max_file_size": int(MAX_MB * 2**20)} and built.max_file_size == MAX_MB * 2**20
+    assert built.launch_options["max_file_size"] == int(MAX_MB * 2**20) and built.max_file_size == MAX_MB * 2**20
     assert built._queue.default_concurrency_limit == 2  # the limit every event without its own one gets
     assert "Model **" + Path(tiny_checkpoint).parent.name + "/" + Path(tiny_checkpoint).name in text  # not "model"
 
