@@ -52,8 +52,10 @@ class MaskedGroupNorm(nn.GroupNorm):
                 f"MaskedGroupNorm got {hidden.shape[0]} clips but lengths for {valid.shape[0]}: call the speech "
                 "tower itself (with its attention_mask), not its feature encoder alone."
             )
-        # GroupNorm runs in float32 under autocast; do the same, and return what nn.GroupNorm would.
-        out_dtype = torch.float32 if torch.is_autocast_enabled(hidden.device.type) else hidden.dtype
+        # The statistics in float32; the output in the dtype nn.GroupNorm would return: CUDA's autocast runs group_norm
+        # in float32, the CPU's leaves it in the input's dtype (bf16 in, bf16 out), as does no autocast.
+        on_cuda_autocast = hidden.device.type == "cuda" and torch.is_autocast_enabled("cuda")
+        out_dtype = torch.float32 if on_cuda_autocast else hidden.dtype
         values = hidden.float()
         sums, squares = self._valid_frame_moments(values)
         batch, channels, _ = values.shape

@@ -37,6 +37,31 @@ def test_unusable_audio_is_rejected_with_the_clip_named(clip, message):
     assert "bad.wav" in str(error.value)
 
 
+def test_the_extractor_defaults_are_the_documented_ones_and_extra_keys_are_kept():
+    """What `GEmoClapFeatureExtractor()` is (the engine falls back to it for a bare ONNX graph): 16 kHz mono,
+    normalised, zero padding, masks, clips under the receptive field padded, 30 s windows; a key it does not know
+    (from a newer preprocessor_config.json) is kept, as `FeatureExtractionMixin` keeps it."""
+    settings = GEmoClapFeatureExtractor(newer_setting="kept").to_dict()
+    expected = {
+        "feature_size": 1,
+        "sampling_rate": 16000,
+        "padding_value": 0.0,
+        "do_normalize": True,
+        "return_attention_mask": True,
+        "min_length": 400,
+        "pad_short_clips": True,
+        "max_length_s": 30.0,
+        "newer_setting": "kept",
+    }
+    assert {key: settings[key] for key in expected} == expected
+
+
+def test_windows_of_exactly_the_receptive_field_are_accepted():
+    assert GEmoClapFeatureExtractor(max_length_s=0.025).window_samples == 400  # = min_length: enough
+    with pytest.raises(ValueError, match="gives windows of 399 samples, fewer than `min_length` \\(400"):
+        GEmoClapFeatureExtractor(max_length_s=399 / 16000)
+
+
 def test_short_clips_are_padded_to_the_receptive_field_or_rejected():
     clip = random_clip(0.01)  # 160 samples < 400
     padded = GEmoClapFeatureExtractor()(clip, sampling_rate=16000)

@@ -226,6 +226,27 @@ def test_classification_logits_follow_id2label_and_match_the_dual_encoder(tiny_c
     torch.testing.assert_close(from_table, expected)
 
 
+def test_label_logits_score_emotion_by_default_and_gender_on_request_in_the_embeddings_dtype(ml_checkpoint):
+    """`label_logits` (the public one-audio-pass scorer) against the text tower run on each kind's prompts: emotion
+    unless told otherwise, gender with "gender", on the classifier as on the dual encoder, in the audio's dtype."""
+    classifier = GEmoClapForAudioClassification.from_pretrained(ml_checkpoint).eval()
+    processor = AutoProcessor.from_pretrained(ml_checkpoint)
+    config, dual = classifier.config, classifier.gemo_clap
+    embeds = torch.nn.functional.normalize(
+        torch.randn(3, config.projection_dim, generator=torch.manual_seed(0)), dim=-1
+    )
+    with torch.no_grad():
+        for kind, labels in (("emotion", config.emotion_labels), ("gender", config.gender_labels)):
+            prompts = processor.tokenizer(config.prompts(list(labels)), padding=True, return_tensors="pt")
+            text = dual.get_text_features(**prompts).pooler_output
+            expected = dual.logit_scale_audio.exp() * embeds @ text.T
+            torch.testing.assert_close(classifier.label_logits(embeds, kind), expected)
+            torch.testing.assert_close(dual.label_logits(embeds, kind), expected)
+        torch.testing.assert_close(classifier.label_logits(embeds), classifier.label_logits(embeds, "emotion"))
+        torch.testing.assert_close(dual.label_logits(embeds), dual.label_logits(embeds, "emotion"))
+        assert classifier.label_logits(embeds.bfloat16(), "gender").dtype == torch.bfloat16
+
+
 ENTRY_POINTS = (GEmoClapModel, GEmoClapForAudioClassification, AutoModel, AutoModelForAudioClassification)
 PIPELINE_TASKS = ("audio-classification", "zero-shot-audio-classification")
 SAVING_CLASSES = ("GEmoClapModel", "GEmoClapForAudioClassification")

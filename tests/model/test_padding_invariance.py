@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModel
 
 from gemo_clap_hf import GEmoClapModel
-from gemo_clap_hf.padding_gemo_clap import make_padding_invariant
+from gemo_clap_hf.padding_gemo_clap import MaskedGroupNorm, make_padding_invariant
 from tests.helpers.tiny_models import tiny_audio_config, tiny_config, tiny_processor
 
 
@@ -99,3 +99,36 @@ def test_masked_group_norm_statistics_cover_exactly_each_clips_valid_frames(conv
         torch.testing.assert_close(batched_grad, alone_grad, atol=1e-4, rtol=1e-4)
     else:
         assert batched_grad is None
+
+
+def _masked_group_norm(valid_frames: list[int]) -> MaskedGroupNorm:
+    """A MaskedGroupNorm (4 channels, 2 groups, trained-looking affine weights) with the lengths a tower call sets."""
+    norm = MaskedGroupNorm(num_groups=2, num_channels=4)
+    with torch.no_grad():
+        norm.weight.normal_(1.0, 0.3, generator=torch.manual_seed(1))
+        norm.bias.normal_(0.0, 0.5, generator=torch.manual_seed(2))
+    norm.valid_frames = norm.seen_frames = torch.tensor(valid_frames)
+    norm.padding_value, norm.max_straddling_frames = None, 0
+    return norm
+
+
+def test_masked_group_norm_refuses_lengths_for_another_batch_and_matches_group_norm_under_autocast():
+    """Called with another batch than its lengths describe (its feature encoder run alone after a tower call), it
+    says what to call instead; on clips without padding its output equals nn.GroupNorm's, in nn.GroupNorm's dtype
+    with and without CPU bf16 autocast (bf16: the CPU's autocast leaves group_norm in the input's dtype)."""
+    norm = _masked_group_norm([6, 6])
+    with pytest.raises(RuntimeError) as caught:
+        norm(torch.randn(3, 4, 6))
+    assert str(caught.value) == (
+        "MaskedGroupNorm got 3 clips but lengths for 2: call the speech tower itself (with its attention_mask), "
+        "not its feature encoder alone."
+    )
+    hidden = torch.randn(2, 4, 6, generator=torch.manual_seed(3))
+    plain = torch.nn.GroupNorm(2, 4)
+    plain.load_state_dict(norm.state_dict())
+    torch.testing.assert_close(norm(hidden), plain(hidden))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        masked, reference = norm(hidden.bfloat16()), plain(hidden.bfloat16())
+    assert masked.dtype == reference.dtype == torch.bfloat16
+    torch.testing.assert_close(masked.float(), reference.float(), atol=3e-2, rtol=3e-2)
+    assert norm(hidden.bfloat16()).dtype == torch.bfloat16  # outside autocast: the input's dtype, as GroupNorm
