@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainingArguments
 
 from gemo_clap_hf.demo.towers import save_random_towers
 from tests.helpers.corpus_fixtures import make_iemocap_tree
@@ -26,6 +26,21 @@ def make_training_inputs(
     audio, text = save_random_towers(Path(root) / "towers", size="tiny", audio_overrides=audio_overrides)
     corpus = make_iemocap_tree(Path(root) / "corpus", sessions=sessions, utterances_per_speaker=4, seconds=seconds)
     return {"audio": str(audio), "text": str(text), "corpus": str(corpus)}
+
+
+def cpu_training_arguments(output_dir, **overrides) -> TrainingArguments:
+    """`TrainingArguments` for in-process Trainer tests: CPU, batch 4, seed 0, nothing saved or reported."""
+    settings = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    return TrainingArguments(**{**settings, **overrides})
 
 
 def quick_flags(inputs: dict, output_dir, **overrides) -> list[str]:

@@ -37,6 +37,7 @@ from tests.helpers.hf_client_flows import (
     write_clips,
 )
 from tests.helpers.tiny_models import random_clip
+from tests.helpers.training_helpers import cpu_training_arguments
 
 needs_audio_columns = pytest.mark.skipif(
     not can_decode_audio_columns(),
@@ -76,18 +77,8 @@ def dataset(clips, label_names):
 
 
 def _args(tmp_path, **overrides) -> TrainingArguments:
-    settings = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=4,
-        remove_unused_columns=False,  # as the example's README says for GEmo-CLAP: the transform needs `audio`
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
-    return TrainingArguments(**{**settings, **overrides})
+    # remove_unused_columns=False, as the example's README says for GEmo-CLAP: the transform needs `audio`
+    return cpu_training_arguments(tmp_path, **{"remove_unused_columns": False, **overrides})
 
 
 # ----- padding only when asked -------------------------------------------------------------------------------------

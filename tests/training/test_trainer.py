@@ -13,6 +13,7 @@ from gemo_clap_hf import GEmoClapDataCollator, GEmoClapModel, GEmoClapTrainer
 from gemo_clap_hf.data import load_corpus, split_by_fold
 from tests.helpers.corpus_fixtures import make_iemocap_tree
 from tests.helpers.tiny_models import tiny_config, tiny_processor
+from tests.helpers.training_helpers import cpu_training_arguments
 
 MAX_LOG_SCALE = math.log(100.0)
 
@@ -29,19 +30,7 @@ def processor(tmp_path_factory):
 
 
 def _args(tmp_path, **overrides) -> TrainingArguments:
-    settings = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=4,
-        max_steps=1,
-        learning_rate=1e-3,
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
-    return TrainingArguments(**{**settings, **overrides})
+    return cpu_training_arguments(tmp_path, **{"max_steps": 1, "learning_rate": 1e-3, **overrides})
 
 
 def _model(**config) -> GEmoClapModel:
