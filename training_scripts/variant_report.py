@@ -197,6 +197,17 @@ def draw(comparisons: dict[str, dict[str, dict]], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+# Below this line the report holds what people wrote after reading the results (the discussion): a rewrite of the
+# report keeps it as it is.
+DISCUSSION_MARKER = "<!-- Written after the results were known; kept when the report is rewritten. -->"
+
+
+def kept_discussion(out: Path) -> list[str]:
+    """The hand-written part of an existing report, from `DISCUSSION_MARKER` on (none: an empty list)."""
+    text = out.read_text(encoding="utf-8") if out.is_file() else ""
+    return text[text.index(DISCUSSION_MARKER) :].splitlines() if DISCUSSION_MARKER in text else []
+
+
 def write_report(runs_dir: Path, results: str, command: str, machine: str, elapsed: float | None) -> None:
     table = load_results(Path(runs_dir))
     total = len(protocol_runs())
@@ -266,4 +277,5 @@ def write_report(runs_dir: Path, results: str, command: str, machine: str, elaps
         + (f", {elapsed / 60:.0f} min in the last invocation." if elapsed else "."),
         "",
     ]
-    out.write_text("\n".join(lines), encoding="utf-8")
+    discussion = kept_discussion(out)
+    out.write_text("\n".join(lines + discussion + ([""] if discussion else [])), encoding="utf-8")
