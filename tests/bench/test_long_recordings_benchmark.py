@@ -35,6 +35,7 @@ def test_changes_are_found_within_one_hop_and_false_switches_counted():
     assert figures["switches_not_near_a_change"] == 1 and figures["found_within_one_hop"] == 1
 
 
+@pytest.mark.slow  # the benchmark end to end: minutes of generated audio through the CLI
 @pytest.mark.skipif(not vad_available(), reason="the figure runs --vad, which needs silero-vad (the [app] extra)")
 def test_quick_long_recordings_figure_runs_the_cli():
     command = [sys.executable, "-m", "benchmarks", "--quick", "--figures", "long_recordings", "--long_minutes", "0.5"]

@@ -250,6 +250,7 @@ def distributed_results(towers, tmp_path_factory) -> dict:
     return json.loads(output.read_text())
 
 
+@pytest.mark.slow  # a 2-process launch
 @pytest.mark.parametrize("pair", PAIR_IDS)
 def test_two_processes_give_the_global_batch_loss(distributed_results, pair):
     assert distributed_results["world_size"] == 2 and distributed_results["backend"] == "gloo"

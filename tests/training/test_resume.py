@@ -143,6 +143,7 @@ def _half_written_copy(source, target) -> None:
     (target / "model.safetensors").write_bytes(weights[: len(weights) // 2])
 
 
+@pytest.mark.slow  # the training script run twice end to end, the first one killed
 def test_run_killed_mid_epoch_and_restarted_with_the_same_command_ends_like_the_uninterrupted_run(
     inputs, uninterrupted, tmp_path
 ):
