@@ -17,6 +17,7 @@ from gemo_clap_hf import GEmoClapDataCollator, GEmoClapFeatureExtractor, GEmoCla
 from gemo_clap_hf.training.batching import EpochCallback, EpochSeededLengthGroupedSampler, length_grouped_sampler
 from tests.helpers.corpus_fixtures import varied_length_dataset
 from tests.helpers.tiny_models import random_clip, tiny_config, tiny_processor
+from tests.helpers.training_helpers import cpu_training_arguments
 
 RATE = 16000
 EMOTIONS = ("neutral", "happy", "sad", "angry")
@@ -184,18 +185,12 @@ def test_length_grouping_without_a_length_column_names_the_column(varied, tmp_pa
 
 def _trainer(varied, processor, tmp_path, **arguments):
     settings = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
         per_device_eval_batch_size=5,
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
         seed=3,
         train_sampling_strategy="group_by_length",
         length_column_name="length",
-        disable_tqdm=True,
     )
-    args = TrainingArguments(**{**settings, **arguments})
+    args = cpu_training_arguments(tmp_path, **{**settings, **arguments})
     torch.manual_seed(0)
     model = GEmoClapModel(tiny_config(loss_type="sl"))
     collator = GEmoClapDataCollator(processor, max_duration_s=0.5, seed=3)
